@@ -1,0 +1,47 @@
+# One obvious command per task, the same locally and in CI. `make run` and `make test` create or refresh
+# the virtualenv themselves, so a fresh clone needs nothing else.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: help install run test test-only lint fmt typecheck bench clean
+
+help:
+	@echo "make run        start embedded Redis (unless REDIS_URL is set), receiver and workers"
+	@echo "make test       lint + typecheck + the whole test suite"
+	@echo "make lint | fmt | typecheck | bench | clean"
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/hookyard dev
+
+test: lint typecheck test-only
+
+test-only: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .hookyard .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Code both Hookyard processes use: settings, the wire format, Redis keys, signatures, envelopes, errors, logging."""

@@ -1,0 +1,104 @@
+"""Every Redis key Hookyard writes, in one place.
+
+Keys are grouped in shards by a hash tag (`{hy:N}`): all keys of one (source, ordering key) — the pair queues,
+their state and the shard's due index — share a tag, so every atomic multi-key step touches one hash slot and the
+state store can move to Redis Cluster. The inbox and its lease share the `{hy:inbox}` tag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+
+__all__ = [
+    "INBOX",
+    "INBOX_LEASE",
+    "INBOX_WAKE",
+    "SHARDS",
+    "DeadLetterKeys",
+    "EventKeys",
+    "PairKeys",
+    "event_keys",
+    "event_shard",
+    "pair_id",
+    "pair_keys",
+    "pair_shard",
+    "shard_tag",
+]
+
+#: Fixed forever: changing it would strand every key already written under the old sharding.
+SHARDS = 16
+
+INBOX = "{hy:inbox}:q"
+INBOX_WAKE = "{hy:inbox}:wake"
+INBOX_LEASE = "{hy:inbox}:lease"
+
+
+def shard_tag(shard: int) -> str:
+    return "{hy:%d}" % shard
+
+
+def _shard(*parts: str) -> int:
+    return zlib.crc32("\x00".join(parts).encode()) % SHARDS
+
+
+def event_shard(source: str, event_id: str) -> int:
+    return _shard(source, event_id)
+
+
+def pair_shard(source: str, ordering_key: str) -> int:
+    return _shard(source, ordering_key)
+
+
+def pair_id(handler: str, source: str, ordering_key: str) -> str:
+    """A short stable id for one (handler, source, ordering key): safe in key names whatever the key holds."""
+    digest = hashlib.blake2b("\x00".join((handler, source, ordering_key)).encode(), digest_size=10)
+    return digest.hexdigest()
+
+
+class EventKeys:
+    """Keys of one received event (in its event shard)."""
+
+    __slots__ = ("archive", "index", "seen", "shard")
+
+    def __init__(self, shard: int, source: str, event_id: str) -> None:
+        tag = shard_tag(shard)
+        self.shard = shard
+        self.seen = f"{tag}:seen:{source}:{event_id}"  # dedupe marker, TTL = dedupe window
+        self.archive = f"{tag}:ev:{source}:{event_id}"  # hash: raw bytes + metadata, TTL = retention
+        self.index = f"{tag}:events"  # zset "<source>:<event id>" by received time
+
+
+def event_keys(source: str, event_id: str) -> EventKeys:
+    return EventKeys(event_shard(source, event_id), source, event_id)
+
+
+class PairKeys:
+    """Keys of one (handler, source, ordering key) and of the shard it lives in."""
+
+    __slots__ = ("due", "got_prefix", "pair", "queue", "shard", "state")
+
+    def __init__(self, shard: int, pid: str) -> None:
+        tag = shard_tag(shard)
+        self.shard = shard
+        self.pair = f"{tag}:pair:{pid}"  # hash: handler, source, key, lease token/expiry, last delivered
+        self.queue = f"{tag}:q:{pid}"  # zset of event ids by issued time (ties by id)
+        self.state = f"{tag}:st:{pid}"  # hash event id -> delivery state of that event for this handler
+        self.got_prefix = f"{tag}:got:{pid}:"  # + event id: "admitted once" marker, TTL = dedupe window
+        self.due = f"{tag}:due"  # zset pair id -> when it next needs a runner
+
+
+def pair_keys(shard: int, pid: str) -> PairKeys:
+    return PairKeys(shard, pid)
+
+
+class DeadLetterKeys:
+    """Keys of a shard's dead letters and late events skipped by their handler."""
+
+    __slots__ = ("dead", "records", "skipped")
+
+    def __init__(self, shard: int) -> None:
+        tag = shard_tag(shard)
+        self.dead = f"{tag}:dead"  # zset "<pair id>:<event id>" by time of death
+        self.skipped = f"{tag}:skipped"  # zset "<pair id>:<event id>" by time skipped
+        self.records = f"{tag}:records"  # hash "<pair id>:<event id>" -> JSON record

@@ -1,0 +1,242 @@
+"""Hookyard's configuration: read once from the environment, cast, validated, immutable.
+
+Every setting Hookyard reads is parsed here and documented in docs/configuration.md; no other module reads
+`os.environ`. An invalid value raises `ConfigError` naming the setting, so a process refuses to start.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TypeVar
+
+from shared.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_SOURCE",
+    "Secret",
+    "Settings",
+    "SourceConfig",
+    "parse_duration",
+]
+
+DEFAULT_SOURCE = "workos"
+_SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """One signing secret of a source; `expires_at_ms` ends its validity (rotation without downtime)."""
+
+    value: bytes = field(repr=False)
+    expires_at_ms: int | None = None
+
+    def __repr__(self) -> str:
+        return f"Secret(****, expires_at_ms={self.expires_at_ms})"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    """A webhook sender we accept deliveries from: `POST /webhooks/{name}`."""
+
+    name: str
+    secrets: tuple[Secret, ...]
+    tolerance_s: float
+
+    def secrets_at(self, now_ms: int) -> tuple[bytes, ...]:
+        """The secrets still valid at `now_ms`."""
+        return tuple(s.value for s in self.secrets if s.expires_at_ms is None or now_ms < s.expires_at_ms)
+
+
+def parse_duration(setting: str, raw: str) -> float:
+    """Seconds from `"180"`, `"180s"`, `"500ms"`, `"5m"`, `"2h"` or `"7d"`."""
+    match = _DURATION.match(raw)
+    if match is None:
+        raise ConfigError(setting, f"expected a duration such as 180, 500ms, 5m, 7d; got {raw!r}")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _parse_secrets(setting: str, raw: str) -> tuple[Secret, ...]:
+    # `secret` or `secret@2026-12-01T00:00:00Z`; comma-separated so a rotation lists old and new together.
+    secrets: list[Secret] = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        value, _, expiry = part.partition("@")
+        expires_at_ms: int | None = None
+        if expiry:
+            try:
+                when = datetime.fromisoformat(expiry.replace("Z", "+00:00"))
+            except ValueError:
+                raise ConfigError(setting, "a secret's expiry after '@' must be an ISO-8601 time") from None
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=timezone.utc)
+            expires_at_ms = int(when.timestamp() * 1000)
+        if len(value) < 8:
+            raise ConfigError(setting, "each secret must be at least 8 characters")
+        secrets.append(Secret(value.encode(), expires_at_ms))
+    return tuple(secrets)
+
+
+class _Reader:
+    """Reads and casts settings, remembering which names were read (docs/configuration.md is tested against it)."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def str(self, name: str, default: str) -> str:
+        return self.env.get(name, default).strip() or default
+
+    def cast(self, name: str, default: T, cast: Callable[[str], T]) -> T:
+        raw = self.env.get(name)
+        if raw is None or not raw.strip():
+            return default
+        try:
+            return cast(raw.strip())
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(name, f"invalid value {raw!r} ({exc})") from None
+
+    def int(self, name: str, default: int, *, minimum: int = 0, maximum: int = 2**31) -> int:
+        value = self.cast(name, default, int)
+        if not minimum <= value <= maximum:
+            raise ConfigError(name, f"must be between {minimum} and {maximum}, got {value}")
+        return value
+
+    def duration(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+        raw = self.env.get(name)
+        value = default if raw is None or not raw.strip() else parse_duration(name, raw)
+        if value < minimum:
+            raise ConfigError(name, f"must be at least {minimum} s, got {value} s")
+        return value
+
+    def bool(self, name: str, default: bool) -> bool:
+        raw = self.env.get(name)
+        if raw is None:
+            return default
+        lowered = raw.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ConfigError(name, f"expected true or false, got {raw!r}")
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.str(name, default).lower()
+        if value not in choices:
+            raise ConfigError(name, f"must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def csv(self, name: str) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.env.get(name, "").split(",") if p.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything configurable, in one immutable object built once per process by `Settings.from_env`."""
+
+    redis_url: str
+    sources: Mapping[str, SourceConfig]
+    # receiver
+    host: str = "127.0.0.1"
+    port: int = 8000
+    ops_port: int | None = None
+    max_body_bytes: int = 1024 * 1024
+    enqueue_timeout_s: float = 2.0
+    # processor
+    workers: int = 1
+    worker_threads: int = 8
+    handler_modules: tuple[str, ...] = ()
+    log_events: bool = False
+    dedupe_ttl_s: float = 7 * 86400.0
+    retention_s: float = 7 * 86400.0
+    reorder_window_s: float = 5.0
+    recovery_timeout_s: float = 30.0
+    sweep_interval_s: float = 1.0
+    worker_metrics_port: int = 9191
+    # both
+    log_level: str = "info"
+    log_format: str = "auto"
+    data_dir: str = ".hookyard"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], *, require_secret: bool = True) -> Settings:
+        """Build settings from an environment mapping; raises `ConfigError` naming the first bad setting."""
+        read = _Reader(env)
+        redis_url = read.str("REDIS_URL", "")
+        if not redis_url:
+            raise ConfigError("REDIS_URL", "not set (e.g. redis://127.0.0.1:6379/0); `hookyard dev` starts one")
+        if not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError("REDIS_URL", "must start with redis://, rediss:// or unix://")
+        sources = _read_sources(read, require_secret=require_secret)
+        ops_port = read.int("HOOKYARD_OPS_PORT", 0, maximum=65535)
+        port = read.int("HOOKYARD_PORT", 8000, minimum=0, maximum=65535)
+        if ops_port and ops_port == port:
+            raise ConfigError("HOOKYARD_OPS_PORT", "must differ from HOOKYARD_PORT")
+        recovery = read.duration("HOOKYARD_RECOVERY_TIMEOUT", 30.0, minimum=3.0)
+        sweep = read.duration("HOOKYARD_SWEEP_INTERVAL", 1.0, minimum=0.05)
+        if sweep * 3 > recovery:
+            raise ConfigError("HOOKYARD_SWEEP_INTERVAL", "must be at most a third of HOOKYARD_RECOVERY_TIMEOUT")
+        return cls(
+            redis_url=redis_url,
+            sources=sources,
+            host=read.str("HOOKYARD_HOST", "127.0.0.1"),
+            port=port,
+            ops_port=ops_port or None,
+            max_body_bytes=read.int("HOOKYARD_MAX_BODY_BYTES", 1024 * 1024, minimum=1024, maximum=64 << 20),
+            enqueue_timeout_s=read.duration("HOOKYARD_ENQUEUE_TIMEOUT", 2.0, minimum=0.01),
+            workers=read.int("HOOKYARD_WORKERS", 1, minimum=1, maximum=256),
+            worker_threads=read.int("HOOKYARD_WORKER_THREADS", 8, minimum=1, maximum=512),
+            handler_modules=read.csv("HOOKYARD_HANDLERS"),
+            log_events=read.bool("HOOKYARD_LOG_EVENTS", False),
+            dedupe_ttl_s=read.duration("HOOKYARD_DEDUPE_TTL", 7 * 86400.0, minimum=60.0),
+            retention_s=read.duration("HOOKYARD_RETENTION", 7 * 86400.0, minimum=60.0),
+            reorder_window_s=read.duration("HOOKYARD_REORDER_WINDOW", 5.0),
+            recovery_timeout_s=recovery,
+            sweep_interval_s=sweep,
+            worker_metrics_port=read.int("HOOKYARD_WORKER_METRICS_PORT", 9191, maximum=65535),
+            log_level=read.choice("HOOKYARD_LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
+            log_format=read.choice("HOOKYARD_LOG_FORMAT", "auto", ("auto", "json", "console")),
+            data_dir=read.str("HOOKYARD_DATA_DIR", ".hookyard"),
+        )
+
+    @property
+    def lease_s(self) -> float:
+        """How long a runner owns a (handler, key) without renewing: a third of the recovery budget."""
+        return self.recovery_timeout_s / 3
+
+    @property
+    def wake_grace_s(self) -> float:
+        """How long a sent wake-up is trusted before the sweep sends another (lost wake-ups cost this much)."""
+        return self.recovery_timeout_s / 3
+
+
+def _read_sources(read: _Reader, *, require_secret: bool) -> dict[str, SourceConfig]:
+    # `workos` comes from WORKOS_WEBHOOK_SECRET; further senders are named in HOOKYARD_SOURCES and configured by
+    # HOOKYARD_SOURCE_<NAME>_SECRETS / _TOLERANCE (NAME upper-cased, '-' as '_').
+    sources: dict[str, SourceConfig] = {}
+    tolerance = read.duration("HOOKYARD_SIGNATURE_TOLERANCE", 180.0, minimum=1.0)
+    secrets = _parse_secrets("WORKOS_WEBHOOK_SECRET", read.str("WORKOS_WEBHOOK_SECRET", ""))
+    if secrets:
+        sources[DEFAULT_SOURCE] = SourceConfig(DEFAULT_SOURCE, secrets, tolerance)
+    for name in read.csv("HOOKYARD_SOURCES"):
+        if not _SOURCE_NAME.match(name):
+            raise ConfigError("HOOKYARD_SOURCES", f"source name {name!r} must match {_SOURCE_NAME.pattern}")
+        if name in sources:
+            raise ConfigError("HOOKYARD_SOURCES", f"source {name!r} is listed twice")
+        prefix = "HOOKYARD_SOURCE_" + name.upper().replace("-", "_")
+        extra = _parse_secrets(prefix + "_SECRETS", read.str(prefix + "_SECRETS", ""))
+        if not extra:
+            raise ConfigError(prefix + "_SECRETS", f"source {name!r} has no secret")
+        sources[name] = SourceConfig(name, extra, read.duration(prefix + "_TOLERANCE", tolerance, minimum=1.0))
+    if require_secret and not sources:
+        raise ConfigError("WORKOS_WEBHOOK_SECRET", "not set: no source can verify a delivery")
+    return sources
