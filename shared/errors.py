@@ -1,12 +1,12 @@
 """The one error family of Hookyard; every error we raise on purpose is a `HookyardError`.
 
-    HookyardError
-    ├── ConfigError            a setting is missing or invalid (the process refuses to start)
-    ├── SignatureError         a delivery's WorkOS-Signature does not verify (`reason` says why)
-    ├── EnvelopeError          a body is not a usable event envelope (`reason` says why)
-    ├── WireFormatError        a queued message cannot be decoded
-    ├── StoreUnavailable       Redis did not acknowledge a step (translated from redis-py errors)
-    └── RegistrationError      a handler or handler module cannot be registered
+HookyardError
+├── ConfigError            a setting is missing or invalid (the process refuses to start)
+├── SignatureError         a delivery's WorkOS-Signature does not verify (`reason` says why)
+├── EnvelopeError          a body is not a usable event envelope (`reason` says why)
+├── WireFormatError        a queued message cannot be decoded
+├── StoreUnavailable       Redis did not acknowledge a step (translated from redis-py errors)
+└── RegistrationError      a handler or handler module cannot be registered
 """
 
 from __future__ import annotations

@@ -13,17 +13,22 @@ import zlib
 __all__ = [
     "INBOX",
     "INBOX_LEASE",
+    "INBOX_POISON",
     "INBOX_WAKE",
     "SHARDS",
     "DeadLetterKeys",
     "EventKeys",
     "PairKeys",
+    "backlog_key",
+    "due_key",
     "event_keys",
     "event_shard",
     "pair_id",
     "pair_keys",
     "pair_shard",
+    "shard_prefix",
     "shard_tag",
+    "stats_key",
 ]
 
 #: Fixed forever: changing it would strand every key already written under the old sharding.
@@ -32,10 +37,11 @@ SHARDS = 16
 INBOX = "{hy:inbox}:q"
 INBOX_WAKE = "{hy:inbox}:wake"
 INBOX_LEASE = "{hy:inbox}:lease"
+INBOX_POISON = "{hy:inbox}:poison"  # messages that cannot be decoded, kept for inspection
 
 
 def shard_tag(shard: int) -> str:
-    return "{hy:%d}" % shard
+    return f"{{hy:{shard}}}"
 
 
 def _shard(*parts: str) -> int:
@@ -76,7 +82,7 @@ def event_keys(source: str, event_id: str) -> EventKeys:
 class PairKeys:
     """Keys of one (handler, source, ordering key) and of the shard it lives in."""
 
-    __slots__ = ("due", "got_prefix", "pair", "queue", "shard", "state")
+    __slots__ = ("due", "got_prefix", "pair", "queue", "shard", "state", "stats")
 
     def __init__(self, shard: int, pid: str) -> None:
         tag = shard_tag(shard)
@@ -85,7 +91,25 @@ class PairKeys:
         self.queue = f"{tag}:q:{pid}"  # zset of event ids by issued time (ties by id)
         self.state = f"{tag}:st:{pid}"  # hash event id -> delivery state of that event for this handler
         self.got_prefix = f"{tag}:got:{pid}:"  # + event id: "admitted once" marker, TTL = dedupe window
-        self.due = f"{tag}:due"  # zset pair id -> when it next needs a runner
+        self.due = due_key(shard)  # zset pair id -> when it next needs a runner
+        self.stats = stats_key(shard)  # hash pending:<handler>, dead:<handler>, skipped:<handler> counters
+
+
+def shard_prefix(shard: int) -> str:
+    return shard_tag(shard) + ":"
+
+
+def backlog_key(shard: int, handler: str) -> str:
+    """Zset of a handler's pairs with pending work in a shard, scored by their head event's arrival time."""
+    return f"{shard_tag(shard)}:stats:backlog:{handler}"
+
+
+def due_key(shard: int) -> str:
+    return f"{shard_tag(shard)}:due"
+
+
+def stats_key(shard: int) -> str:
+    return f"{shard_tag(shard)}:stats"
 
 
 def pair_keys(shard: int, pid: str) -> PairKeys:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from shared.errors import ConfigError
@@ -79,7 +79,7 @@ def _parse_secrets(setting: str, raw: str) -> tuple[Secret, ...]:
             except ValueError:
                 raise ConfigError(setting, "a secret's expiry after '@' must be an ISO-8601 time") from None
             if when.tzinfo is None:
-                when = when.replace(tzinfo=timezone.utc)
+                when = when.replace(tzinfo=UTC)
             expires_at_ms = int(when.timestamp() * 1000)
         if len(value) < 8:
             raise ConfigError(setting, "each secret must be at least 8 characters")
@@ -93,7 +93,7 @@ class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
 
-    def str(self, name: str, default: str) -> str:
+    def text(self, name: str, default: str) -> str:
         return self.env.get(name, default).strip() or default
 
     def cast(self, name: str, default: T, cast: Callable[[str], T]) -> T:
@@ -105,7 +105,7 @@ class _Reader:
         except (TypeError, ValueError) as exc:
             raise ConfigError(name, f"invalid value {raw!r} ({exc})") from None
 
-    def int(self, name: str, default: int, *, minimum: int = 0, maximum: int = 2**31) -> int:
+    def integer(self, name: str, default: int, *, minimum: int = 0, maximum: int = 2**31) -> int:
         value = self.cast(name, default, int)
         if not minimum <= value <= maximum:
             raise ConfigError(name, f"must be between {minimum} and {maximum}, got {value}")
@@ -118,7 +118,7 @@ class _Reader:
             raise ConfigError(name, f"must be at least {minimum} s, got {value} s")
         return value
 
-    def bool(self, name: str, default: bool) -> bool:
+    def flag(self, name: str, default: bool) -> bool:
         raw = self.env.get(name)
         if raw is None:
             return default
@@ -130,7 +130,7 @@ class _Reader:
         raise ConfigError(name, f"expected true or false, got {raw!r}")
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.str(name, default).lower()
+        value = self.text(name, default).lower()
         if value not in choices:
             raise ConfigError(name, f"must be one of {', '.join(choices)}, got {value!r}")
         return value
@@ -171,14 +171,14 @@ class Settings:
     def from_env(cls, env: Mapping[str, str], *, require_secret: bool = True) -> Settings:
         """Build settings from an environment mapping; raises `ConfigError` naming the first bad setting."""
         read = _Reader(env)
-        redis_url = read.str("REDIS_URL", "")
+        redis_url = read.text("REDIS_URL", "")
         if not redis_url:
             raise ConfigError("REDIS_URL", "not set (e.g. redis://127.0.0.1:6379/0); `hookyard dev` starts one")
         if not redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError("REDIS_URL", "must start with redis://, rediss:// or unix://")
         sources = _read_sources(read, require_secret=require_secret)
-        ops_port = read.int("HOOKYARD_OPS_PORT", 0, maximum=65535)
-        port = read.int("HOOKYARD_PORT", 8000, minimum=0, maximum=65535)
+        ops_port = read.integer("HOOKYARD_OPS_PORT", 0, maximum=65535)
+        port = read.integer("HOOKYARD_PORT", 8000, minimum=0, maximum=65535)
         if ops_port and ops_port == port:
             raise ConfigError("HOOKYARD_OPS_PORT", "must differ from HOOKYARD_PORT")
         recovery = read.duration("HOOKYARD_RECOVERY_TIMEOUT", 30.0, minimum=3.0)
@@ -188,24 +188,24 @@ class Settings:
         return cls(
             redis_url=redis_url,
             sources=sources,
-            host=read.str("HOOKYARD_HOST", "127.0.0.1"),
+            host=read.text("HOOKYARD_HOST", "127.0.0.1"),
             port=port,
             ops_port=ops_port or None,
-            max_body_bytes=read.int("HOOKYARD_MAX_BODY_BYTES", 1024 * 1024, minimum=1024, maximum=64 << 20),
+            max_body_bytes=read.integer("HOOKYARD_MAX_BODY_BYTES", 1024 * 1024, minimum=1024, maximum=64 << 20),
             enqueue_timeout_s=read.duration("HOOKYARD_ENQUEUE_TIMEOUT", 2.0, minimum=0.01),
-            workers=read.int("HOOKYARD_WORKERS", 1, minimum=1, maximum=256),
-            worker_threads=read.int("HOOKYARD_WORKER_THREADS", 8, minimum=1, maximum=512),
+            workers=read.integer("HOOKYARD_WORKERS", 1, minimum=1, maximum=256),
+            worker_threads=read.integer("HOOKYARD_WORKER_THREADS", 8, minimum=1, maximum=512),
             handler_modules=read.csv("HOOKYARD_HANDLERS"),
-            log_events=read.bool("HOOKYARD_LOG_EVENTS", False),
+            log_events=read.flag("HOOKYARD_LOG_EVENTS", False),
             dedupe_ttl_s=read.duration("HOOKYARD_DEDUPE_TTL", 7 * 86400.0, minimum=60.0),
             retention_s=read.duration("HOOKYARD_RETENTION", 7 * 86400.0, minimum=60.0),
             reorder_window_s=read.duration("HOOKYARD_REORDER_WINDOW", 5.0),
             recovery_timeout_s=recovery,
             sweep_interval_s=sweep,
-            worker_metrics_port=read.int("HOOKYARD_WORKER_METRICS_PORT", 9191, maximum=65535),
+            worker_metrics_port=read.integer("HOOKYARD_WORKER_METRICS_PORT", 9191, maximum=65535),
             log_level=read.choice("HOOKYARD_LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
             log_format=read.choice("HOOKYARD_LOG_FORMAT", "auto", ("auto", "json", "console")),
-            data_dir=read.str("HOOKYARD_DATA_DIR", ".hookyard"),
+            data_dir=read.text("HOOKYARD_DATA_DIR", ".hookyard"),
         )
 
     @property
@@ -224,7 +224,7 @@ def _read_sources(read: _Reader, *, require_secret: bool) -> dict[str, SourceCon
     # HOOKYARD_SOURCE_<NAME>_SECRETS / _TOLERANCE (NAME upper-cased, '-' as '_').
     sources: dict[str, SourceConfig] = {}
     tolerance = read.duration("HOOKYARD_SIGNATURE_TOLERANCE", 180.0, minimum=1.0)
-    secrets = _parse_secrets("WORKOS_WEBHOOK_SECRET", read.str("WORKOS_WEBHOOK_SECRET", ""))
+    secrets = _parse_secrets("WORKOS_WEBHOOK_SECRET", read.text("WORKOS_WEBHOOK_SECRET", ""))
     if secrets:
         sources[DEFAULT_SOURCE] = SourceConfig(DEFAULT_SOURCE, secrets, tolerance)
     for name in read.csv("HOOKYARD_SOURCES"):
@@ -233,7 +233,7 @@ def _read_sources(read: _Reader, *, require_secret: bool) -> dict[str, SourceCon
         if name in sources:
             raise ConfigError("HOOKYARD_SOURCES", f"source {name!r} is listed twice")
         prefix = "HOOKYARD_SOURCE_" + name.upper().replace("-", "_")
-        extra = _parse_secrets(prefix + "_SECRETS", read.str(prefix + "_SECRETS", ""))
+        extra = _parse_secrets(prefix + "_SECRETS", read.text(prefix + "_SECRETS", ""))
         if not extra:
             raise ConfigError(prefix + "_SECRETS", f"source {name!r} has no secret")
         sources[name] = SourceConfig(name, extra, read.duration(prefix + "_TOLERANCE", tolerance, minimum=1.0))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,6 +28,9 @@ MAX_HEADER_LENGTH = 4096
 _MAX_TIMESTAMP_DIGITS = 15
 _HEX_DIGEST_LENGTH = 64
 _HEX_DIGITS = frozenset("0123456789abcdef")
+# Exactly what WorkOS sends. One C-level match is twice as fast as the tolerant split below, which only
+# runs for the rare header in any other shape; both give the same result for a header this matches.
+_CANONICAL_HEADER = re.compile(r"t=([0-9]{1,15}), v1=([0-9a-f]{64})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +49,9 @@ def parse_signature_header(header: str) -> SignatureHeader:
     """
     if not header:
         raise SignatureError("missing_header")
+    canonical = _CANONICAL_HEADER.fullmatch(header)
+    if canonical is not None:
+        return SignatureHeader(timestamp_ms=int(canonical[1]), signatures=(canonical[2],))
     if len(header) > MAX_HEADER_LENGTH:
         raise SignatureError("malformed_header", "header too long")
     timestamp_ms: int | None = None

@@ -1,0 +1,50 @@
+"""Finds handler modules and imports them into a registry: built-ins, then packaged plugins (entry point group
+`hookyard.handlers`), then the modules named in `HOOKYARD_HANDLERS`. Anything that fails to import stops the
+worker at start with a message naming it."""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+
+from processor.handlers import Registry, default_registry
+from shared.errors import RegistrationError
+from shared.settings import Settings
+
+__all__ = ["ENTRY_POINT_GROUP", "load_handlers"]
+
+ENTRY_POINT_GROUP = "hookyard.handlers"
+BUILTIN_LOG_MODULE = "processor.builtins"
+
+
+def _import(module: str, origin: str, registry: Registry) -> None:
+    registry.origin = origin
+    try:
+        importlib.import_module(module)
+    except RegistrationError:
+        raise
+    except ImportError as exc:
+        raise RegistrationError(f"cannot import handler module {module!r} ({origin}): {exc}") from exc
+    finally:
+        registry.origin = ""
+
+
+def load_handlers(settings: Settings, registry: Registry = default_registry) -> Registry:
+    """Import every configured handler module; the decorators register into `registry`."""
+    if settings.log_events:
+        _import(BUILTIN_LOG_MODULE, "built-in (HOOKYARD_LOG_EVENTS)", registry)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        registry.origin = f"entry point {ep.name} = {ep.value}"
+        try:
+            loaded = ep.load()
+        except ImportError as exc:
+            raise RegistrationError(f"cannot load handler entry point {ep.name!r} ({ep.value}): {exc}") from exc
+        finally:
+            registry.origin = ""
+        if isinstance(loaded, Registry) and loaded is not registry:
+            raise RegistrationError(
+                f"entry point {ep.name!r} names a separate Registry: register with processor.handler instead"
+            )
+    for module in settings.handler_modules:
+        _import(module, "HOOKYARD_HANDLERS", registry)
+    return registry

@@ -1,0 +1,221 @@
+"""One worker process's processor, wired: Redis store, ingester, runner, the Dramatiq actor that carries
+wake-ups, and the background loops (ingest, sweep, lease renewal) that a Dramatiq middleware starts with the
+worker.
+
+Dramatiq messages only say "look at these pairs now": losing one costs latency (the sweep re-sends it after
+the wake grace), doubling one costs a no-op claim. Correctness lives in Redis (processor/store.py).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import dramatiq
+import redis
+from dramatiq.brokers.redis import RedisBroker
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from processor.handlers import Registry
+from processor.ingest import Ingester
+from processor.metrics import WorkerMetrics
+from processor.runner import LeaseKeeper, Runner
+from processor.store import Store
+from shared.errors import StoreUnavailable
+from shared.logging import get_logger
+from shared.settings import Settings
+
+__all__ = ["ACTOR_NAME", "QUEUE_NAME", "Engine", "ProcessorLoops", "wall_ms"]
+
+log = get_logger("hookyard.engine")
+
+ACTOR_NAME = "hookyard.run_pairs"
+QUEUE_NAME = "hookyard"
+DRAMATIQ_NAMESPACE = "hookyard-dramatiq"
+_MAX_PAIRS_PER_MESSAGE = 32
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def redis_client(url: str) -> redis.Redis:
+    # No automatic retries: a retried command whose reply was lost may have run twice; every step here is safe
+    # to repeat at a higher level (the loops and the sweep), where we can see it happen.
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=10,
+        socket_connect_timeout=2,
+        health_check_interval=15,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+class Engine:
+    """Everything a worker process needs to ingest and run events."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        *,
+        metrics: WorkerMetrics | None = None,
+        clock_ms: Callable[[], int] = wall_ms,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.metrics = metrics
+        self.clock_ms = clock_ms
+        self.client = redis_client(settings.redis_url)
+        self.store = Store(
+            self.client,
+            window_ms=int(settings.reorder_window_s * 1000),
+            grace_ms=int(settings.wake_grace_s * 1000),
+            lease_ms=int(settings.lease_s * 1000),
+            dedupe_ttl_ms=int(settings.dedupe_ttl_s * 1000),
+            retention_ms=int(settings.retention_s * 1000),
+        )
+        self.broker = RedisBroker(  # type: ignore[no-untyped-call]
+            client=redis_client(settings.redis_url), namespace=DRAMATIQ_NAMESPACE, middleware=[]
+        )
+        self.actor: dramatiq.Actor[Any, Any] = dramatiq.Actor(
+            self._run_pairs,
+            broker=self.broker,
+            actor_name=ACTOR_NAME,
+            queue_name=QUEUE_NAME,
+            priority=0,
+            options={},
+        )
+        self.lease_keeper = LeaseKeeper(self.store, clock_ms)
+        self.ingester = Ingester(self.store, registry, clock_ms=clock_ms, metrics=metrics)
+        self.runner = Runner(
+            self.store,
+            registry,
+            clock_ms=clock_ms,
+            send_wake=self.send_wake,
+            lease_keeper=self.lease_keeper,
+            metrics=metrics,
+        )
+        self.loops = ProcessorLoops(self)
+        self.broker.add_middleware(self.loops)
+
+    def _run_pairs(self, shard: int, pids: list[str]) -> None:
+        try:
+            self.runner.run_pairs(shard, pids)
+        except StoreUnavailable as exc:
+            # Whatever was claimed stays leased until it expires; the sweep then hands it to a runner again.
+            log.warning("run.store_unavailable", shard=shard, pairs=len(pids), error=str(exc)[:200])
+
+    def send_wake(self, wake: list[tuple[int, str]], sender: str) -> None:
+        """Send wake-ups for (shard, pair) items, a few pairs per message so threads share the work."""
+        by_shard: dict[int, list[str]] = defaultdict(list)
+        for shard, pid in wake:
+            by_shard[shard].append(pid)
+        threads = self.settings.worker_threads
+        for shard, pids in by_shard.items():
+            size = max(1, min(_MAX_PAIRS_PER_MESSAGE, -(-len(pids) // threads)))
+            for start in range(0, len(pids), size):
+                try:
+                    self.actor.send(shard, pids[start : start + size])
+                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                    # The pairs stay reserved until the wake grace passes; then the sweep wakes them again.
+                    log.warning("wake.send_failed", shard=shard, error=str(exc)[:200])
+                    return
+                if self.metrics is not None:
+                    self.metrics.wakeups.labels(sender).inc()
+
+    def close(self) -> None:
+        self.loops.stop()
+        self.runner.close()
+        self.broker.close()
+        self.client.close()
+
+
+class ProcessorLoops(dramatiq.Middleware):
+    """Starts the background loops with the Dramatiq worker and stops them before it shuts down."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self.start()
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        if self._threads:
+            return
+        self._stop.clear()
+        for name, target in (
+            ("hookyard-ingest", self._ingest_loop),
+            ("hookyard-sweep", self._sweep_loop),
+            ("hookyard-leases", self._lease_loop),
+        ):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=15)
+        self._threads = []
+
+    def _guarded(self, step: Callable[[], float]) -> None:
+        """Run `step` until stopped; it returns how long to wait before the next round."""
+        backoff = 0.1
+        while not self._stop.is_set():
+            try:
+                pause = step()
+                backoff = 0.1
+            except StoreUnavailable as exc:
+                log.warning("loop.store_unavailable", loop=threading.current_thread().name, error=str(exc)[:200])
+                pause, backoff = backoff, min(backoff * 2, 2.0)
+            if pause > 0:
+                self._stop.wait(pause)
+
+    def _ingest_loop(self) -> None:
+        engine = self.engine
+        # BLPOP needs a connection of its own, with a socket timeout longer than the block.
+        blocking = redis.Redis(connection_pool=engine.client.connection_pool)
+        idle_wait = min(1.0, engine.settings.sweep_interval_s)
+
+        def step() -> float:
+            result = engine.ingester.ingest_once()
+            if result is None:
+                return idle_wait  # another worker is the ingester; take over if its lease lapses
+            if result.wake:
+                engine.send_wake(result.wake, "ingest")
+            if result.read == 0:
+                engine.store.wait_for_inbox(idle_wait, blocking)
+            return 0.0
+
+        self._guarded(step)
+
+    def _sweep_loop(self) -> None:
+        engine = self.engine
+        interval = engine.settings.sweep_interval_s
+
+        def step() -> float:
+            wake = engine.store.sweep_all(engine.clock_ms())
+            if wake:
+                engine.send_wake(wake, "sweep")
+            return interval
+
+        self._guarded(step)
+
+    def _lease_loop(self) -> None:
+        interval = self.engine.settings.lease_s / 3
+
+        def step() -> float:
+            self.engine.lease_keeper.renew_all()
+            return interval
+
+        self._guarded(step)

@@ -1,0 +1,54 @@
+"""The worker's Prometheus metrics. Counters and histograms are per process (aggregated across worker processes
+through prometheus_client's multiprocess mode); backlog gauges are read from Redis at scrape time
+(`processor.stats`), since Redis, not any one process, knows what is pending."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+__all__ = ["WorkerMetrics"]
+
+_DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+_LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 7.5, 10, 15, 30, 60, 120, 300, 900, 3600, 21600, 86400)
+
+
+class WorkerMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.ingested = Counter(
+            "hookyard_events_ingested",
+            "Events taken from the inbox, by source and outcome (new or duplicate).",
+            ["source", "outcome"],
+            registry=registry,
+        )
+        self.late = Counter(
+            "hookyard_late_events",
+            "Events issued before one already delivered to the handler for the same key (delivered or skipped).",
+            ["handler", "action"],
+            registry=registry,
+        )
+        self.runs = Counter(
+            "hookyard_handler_runs",
+            "Handler runs by outcome: ok, retry, dead, skipped, fenced.",
+            ["handler", "outcome"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "hookyard_handler_duration_seconds",
+            "Time spent in the handler function.",
+            ["handler"],
+            buckets=_DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.lag = Histogram(
+            "hookyard_delivery_lag_seconds",
+            "From the event's issued time to the handler finishing it.",
+            ["handler"],
+            buckets=_LAG_BUCKETS,
+            registry=registry,
+        )
+        self.wakeups = Counter(
+            "hookyard_wakeups_sent",
+            "Wake-up messages sent to Dramatiq, by who sent them (ingest, sweep, runner).",
+            ["sender"],
+            registry=registry,
+        )

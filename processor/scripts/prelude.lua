@@ -1,0 +1,110 @@
+-- Shared by every pair script (prepended by processor/scripts.py). Pair scripts take
+--   KEYS[1] pair hash   KEYS[2] queue zset   KEYS[3] state hash   KEYS[4] shard due zset   KEYS[5] shard stats hash
+-- and may name further keys of the same shard after those. Every key shares the shard's hash tag.
+local K = {pair = KEYS[1], queue = KEYS[2], state = KEYS[3], due = KEYS[4], stats = KEYS[5]}
+
+local function fmt(n)
+  return string.format('%.0f', n)
+end
+
+-- Per (pair, event) delivery state: "received|not_before|attempts|first_failure|last_failure|replay".
+local function read_state(eid)
+  local raw = redis.call('HGET', K.state, eid)
+  if not raw then
+    return {received = 0, not_before = 0, attempts = 0, first_fail = 0, last_fail = 0, replay = 0}
+  end
+  local r, nb, a, ff, lf, rp = string.match(raw, '^(%-?%d+)|(%-?%d+)|(%d+)|(%-?%d+)|(%-?%d+)|(%d)$')
+  return {
+    received = tonumber(r), not_before = tonumber(nb), attempts = tonumber(a),
+    first_fail = tonumber(ff), last_fail = tonumber(lf), replay = tonumber(rp),
+  }
+end
+
+local function write_state(eid, st)
+  redis.call('HSET', K.state, eid, table.concat({
+    fmt(st.received), fmt(st.not_before), fmt(st.attempts), fmt(st.first_fail), fmt(st.last_fail), fmt(st.replay),
+  }, '|'))
+end
+
+-- When the head event may run: after the hold-back window (so an earlier-issued event still in flight can
+-- overtake it) and after its retry backoff. A replayed dead letter skips the window.
+local function runnable_at(st, window)
+  -- An unordered pair holds one event: nothing can overtake it, so it needs no hold-back window.
+  if redis.call('HGET', K.pair, 'ephemeral') == '1' then window = 0 end
+  local at = st.received + window
+  if st.replay == 1 then at = 0 end
+  if st.not_before > at then at = st.not_before end
+  return at
+end
+
+local function backlog_key(handler)
+  return K.stats .. ':backlog:' .. handler
+end
+
+-- Keep the shard's due index and backlog index right for this pair. Returns {due, wake}: due = -1 when the
+-- pair has nothing pending; wake = 1 when the caller must send a wake-up now (reserved here, so concurrent
+-- callers and the sweep do not all send one).
+local function rearm(pid, now, window, grace, allow_wake)
+  local handler = redis.call('HGET', K.pair, 'handler') or '?'
+  local head = redis.call('ZRANGE', K.queue, 0, 0)
+  if #head == 0 then
+    redis.call('ZREM', backlog_key(handler), pid)
+  else
+    redis.call('ZADD', backlog_key(handler), read_state(head[1]).received, pid)
+  end
+  local lease_until = tonumber(redis.call('HGET', K.pair, 'lease_until') or '0')
+  if lease_until > now then
+    -- Owned by a runner: look again when its lease runs out (that is how a crashed runner's work resumes).
+    redis.call('ZADD', K.due, lease_until, pid)
+    return {lease_until, 0}
+  end
+  if #head == 0 then
+    redis.call('ZREM', K.due, pid)
+    return {-1, 0}
+  end
+  local at = runnable_at(read_state(head[1]), window)
+  local woken = tonumber(redis.call('HGET', K.pair, 'woken_until') or '0')
+  if woken > now then
+    redis.call('ZADD', K.due, woken, pid)
+    return {at, 0}
+  end
+  if at <= now and allow_wake == 1 then
+    redis.call('HSET', K.pair, 'woken_until', fmt(now + grace))
+    redis.call('ZADD', K.due, now + grace, pid)
+    return {at, 1}
+  end
+  redis.call('ZADD', K.due, at, pid)
+  return {at, 0}
+end
+
+-- The last delivered position only moves forward; an event behind it is "late".
+local function advance(score, eid)
+  local last = redis.call('HMGET', K.pair, 'last_score', 'last_eid')
+  local ls = tonumber(last[1])
+  if ls == nil or score > ls or (score == ls and eid > (last[2] or '')) then
+    redis.call('HSET', K.pair, 'last_score', fmt(score), 'last_eid', eid)
+  end
+end
+
+local function is_late(score, eid)
+  local last = redis.call('HMGET', K.pair, 'last_score', 'last_eid')
+  local ls = tonumber(last[1])
+  if ls == nil then return 0 end
+  if score < ls or (score == ls and eid < (last[2] or '')) then return 1 end
+  return 0
+end
+
+-- After the queue empties: an unordered pair (one per event) is deleted; an ordered one keeps its last
+-- delivered position (for late detection) until it has been idle for the dedupe window.
+local function settle_if_empty(due, idle_ttl)
+  if due ~= -1 then return end
+  if redis.call('HGET', K.pair, 'ephemeral') == '1' then
+    redis.call('DEL', K.pair, K.queue, K.state)
+  else
+    redis.call('PEXPIRE', K.pair, idle_ttl)
+  end
+end
+
+local function count(field, by)
+  redis.call('HINCRBY', K.stats, field, by)
+end

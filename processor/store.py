@@ -1,0 +1,324 @@
+"""The processor's state store: every atomic step on Redis, as a typed call on one Lua script.
+
+Redis is the source of truth (docs/guarantees.md). Each method runs one script whose keys share one hash slot,
+so a crash between two calls leaves a state the next call (or the sweep) picks up; Dramatiq messages only say
+"look at these pairs now".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import redis
+from redis.commands.core import Script
+
+from shared import keys
+from shared.errors import StoreUnavailable
+
+__all__ = [
+    "Admission",
+    "Claim",
+    "Settled",
+    "Store",
+    "Target",
+]
+
+_PAIR_SCRIPTS = ("admit", "claim", "complete", "fail", "renew", "replay")
+_PLAIN_SCRIPTS = ("admit_event", "sweep", "inbox_ack", "inbox_lease")
+
+
+def _load(name: str) -> str:
+    return resources.files("processor").joinpath("scripts", f"{name}.lua").read_text()
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One (handler, ordering key) an event goes to."""
+
+    handler: str
+    ordering_key: str
+    ordered: bool
+    shard: int
+    pid: str
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """An event ready to be admitted: its archive fields and the pairs it fans out to."""
+
+    source: str
+    event_id: str
+    event_type: str
+    raw: bytes
+    signed_at_ms: int
+    received_at_ms: int
+    issued_at_ms: int
+    targets: tuple[Target, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The head event of a pair, leased to one runner."""
+
+    shard: int
+    pid: str
+    token: str
+    event_id: str
+    issued_at_ms: int
+    attempt: int
+    late: bool
+    replay: bool
+    received_at_ms: int
+    first_failure_ms: int
+    handler: str
+    source: str
+    ordering_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What a complete/fail call did: its outcome, when the pair is next due (-1: nothing pending), wake."""
+
+    outcome: str
+    next_due_ms: int
+    wake: bool
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Store:
+    """Typed access to the processor's Redis state; translates redis-py errors into `StoreUnavailable`."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        window_ms: int,
+        grace_ms: int,
+        lease_ms: int,
+        dedupe_ttl_ms: int,
+        retention_ms: int,
+    ) -> None:
+        self.client = client
+        self.window_ms = window_ms
+        self.grace_ms = grace_ms
+        self.lease_ms = lease_ms
+        self.dedupe_ttl_ms = dedupe_ttl_ms
+        self.retention_ms = retention_ms
+        prelude = _load("prelude")
+        self._scripts: dict[str, Script] = {}
+        for name in _PAIR_SCRIPTS:
+            self._scripts[name] = client.register_script(prelude + "\n" + _load(name))
+        for name in _PLAIN_SCRIPTS:
+            self._scripts[name] = client.register_script(_load(name))
+
+    # -- ingest ---------------------------------------------------------------------------------------------
+
+    def read_inbox(self, limit: int) -> list[bytes]:
+        return self._call(self.client.lrange, keys.INBOX, 0, limit - 1)  # type: ignore[no-any-return]
+
+    def hold_ingest_lease(self, token: str, lease_ms: int) -> bool:
+        return bool(self._run("inbox_lease", [keys.INBOX_LEASE], [token, lease_ms]))
+
+    def ack_inbox(self, token: str, count: int, lease_ms: int) -> bool:
+        return bool(self._run("inbox_ack", [keys.INBOX, keys.INBOX_LEASE], [token, count, lease_ms]))
+
+    def park_poison(self, message: bytes, reason: str) -> None:
+        self._call(self.client.rpush, keys.INBOX_POISON, reason.encode() + b"\n" + message)
+
+    def wait_for_inbox(self, timeout_s: float, client: redis.Redis) -> None:
+        """Block until the receiver signals new messages or the timeout passes (on a dedicated connection)."""
+        self._call(client.blpop, [keys.INBOX_WAKE], timeout=timeout_s)
+
+    def admit(self, batch: Sequence[Admission], now_ms: int) -> tuple[list[bool], list[tuple[int, str]]]:
+        """Admit a batch in one round trip: per event whether it was new, and the pairs to wake now."""
+        pipe = self.client.pipeline(transaction=False)
+        admit_event, admit = self._scripts["admit_event"], self._scripts["admit"]
+        for item in batch:
+            ek = keys.event_keys(item.source, item.event_id)
+            targets = ",".join(t.handler for t in item.targets)
+            admit_event(
+                keys=[ek.seen, ek.archive, ek.index],
+                args=[
+                    self.dedupe_ttl_ms, self.retention_ms, item.received_at_ms,
+                    f"{item.source}:{item.event_id}", item.raw, item.source, item.event_type,
+                    item.signed_at_ms, item.issued_at_ms, targets,
+                ],
+                client=pipe,
+            )  # fmt: skip
+            # Admission of each target is idempotent on its own, so a crash between these calls (before the
+            # inbox is acknowledged) is repaired by admitting the same message again.
+            for t in item.targets:
+                pk = keys.pair_keys(t.shard, t.pid)
+                admit(
+                    keys=[pk.pair, pk.queue, pk.state, pk.due, pk.stats, pk.got_prefix + item.event_id],
+                    args=[
+                        t.pid, item.event_id, item.issued_at_ms, item.received_at_ms, now_ms, self.window_ms,
+                        self.grace_ms, self.dedupe_ttl_ms, t.handler, item.source, t.ordering_key,
+                        0 if t.ordered else 1,
+                    ],
+                    client=pipe,
+                )  # fmt: skip
+        replies = self._call(pipe.execute)
+        fresh: list[bool] = []
+        wake: list[tuple[int, str]] = []
+        at = 0
+        for item in batch:
+            fresh.append(bool(replies[at]))
+            at += 1
+            for t in item.targets:
+                if int(replies[at][2]) == 1:
+                    wake.append((t.shard, t.pid))
+                at += 1
+        return fresh, wake
+
+    # -- running --------------------------------------------------------------------------------------------
+
+    def claim(self, shard: int, pid: str, token: str, now_ms: int) -> Claim | str:
+        """Lease the pair's head event; or say why not: 'busy', 'empty' or 'not_due'."""
+        pk = keys.pair_keys(shard, pid)
+        reply = self._run(
+            "claim",
+            [pk.pair, pk.queue, pk.state, pk.due, pk.stats],
+            [pid, token, now_ms, self.lease_ms, self.window_ms, self.grace_ms, self.dedupe_ttl_ms],
+        )
+        status = _text(reply[0])
+        if status != "claimed":
+            return status
+        return Claim(
+            shard=shard,
+            pid=pid,
+            token=token,
+            event_id=_text(reply[1]),
+            issued_at_ms=int(reply[2]),
+            attempt=int(reply[3]),
+            late=int(reply[4]) == 1,
+            replay=int(reply[5]) == 1,
+            received_at_ms=int(reply[6]),
+            first_failure_ms=int(reply[7]),
+            handler=_text(reply[8]),
+            source=_text(reply[9]),
+            ordering_key=_text(reply[10]),
+        )
+
+    def complete(
+        self,
+        claim: Claim,
+        now_ms: int,
+        *,
+        wake: bool,
+        skipped_record: bytes | None = None,
+    ) -> Settled:
+        pk = keys.pair_keys(claim.shard, claim.pid)
+        dk = keys.DeadLetterKeys(claim.shard)
+        member = f"{claim.pid}:{claim.event_id}"
+        reply = self._run(
+            "complete",
+            [pk.pair, pk.queue, pk.state, pk.due, pk.stats, dk.skipped, dk.records],
+            [
+                claim.pid, claim.token, claim.event_id, now_ms, self.window_ms, self.grace_ms,
+                self.dedupe_ttl_ms, int(claim.late), int(wake),
+                "skipped" if skipped_record is not None else "done", member, skipped_record or b"",
+            ],
+        )  # fmt: skip
+        return _settled(reply)
+
+    def fail(
+        self,
+        claim: Claim,
+        now_ms: int,
+        *,
+        retry_at_ms: int,
+        max_attempts: int,
+        record: bytes,
+        wake: bool,
+    ) -> Settled:
+        pk = keys.pair_keys(claim.shard, claim.pid)
+        dk = keys.DeadLetterKeys(claim.shard)
+        reply = self._run(
+            "fail",
+            [pk.pair, pk.queue, pk.state, pk.due, pk.stats, dk.dead, dk.records],
+            [
+                claim.pid, claim.token, claim.event_id, now_ms, self.window_ms, self.grace_ms,
+                self.dedupe_ttl_ms, int(claim.late), int(wake), retry_at_ms, max_attempts,
+                f"{claim.pid}:{claim.event_id}", record,
+            ],
+        )  # fmt: skip
+        return _settled(reply)
+
+    def renew(self, shard: int, pid: str, token: str, now_ms: int) -> bool:
+        pk = keys.pair_keys(shard, pid)
+        reply = self._run("renew", [pk.pair, pk.queue, pk.state, pk.due, pk.stats], [pid, token, now_ms, self.lease_ms])
+        return bool(reply)
+
+    def sweep(self, shard: int, now_ms: int, limit: int = 500) -> list[str]:
+        """Pairs of the shard that need a runner now; a wake-up is reserved for each."""
+        reply = self._run("sweep", [keys.due_key(shard)], [now_ms, self.grace_ms, limit, keys.shard_prefix(shard)])
+        return [_text(p) for p in reply]
+
+    def sweep_all(self, now_ms: int, limit: int = 500) -> list[tuple[int, str]]:
+        """`sweep` over every shard in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for shard in range(keys.SHARDS):
+            self._scripts["sweep"](
+                keys=[keys.due_key(shard)],
+                args=[now_ms, self.grace_ms, limit, keys.shard_prefix(shard)],
+                client=pipe,
+            )
+        replies = self._call(pipe.execute)
+        return [(shard, _text(pid)) for shard, reply in enumerate(replies) for pid in reply]
+
+    def archived(self, source: str, event_id: str) -> dict[str, bytes] | None:
+        """The archive entry of an event (raw bytes and metadata), or None once retention dropped it."""
+        found = self._call(self.client.hgetall, keys.event_keys(source, event_id).archive)
+        if not found:
+            return None
+        return {_text(k): v for k, v in found.items()}
+
+    def replay(self, shard: int, member: str, record: dict[str, Any], now_ms: int, *, from_dead: bool) -> bool:
+        """Put a dead letter (or skipped late event) back in its handler's queue; True if it was there."""
+        pid, event_id = member.split(":", 1)
+        pk = keys.pair_keys(shard, pid)
+        dk = keys.DeadLetterKeys(shard)
+        reply = self._run(
+            "replay",
+            [
+                pk.pair, pk.queue, pk.state, pk.due, pk.stats, dk.dead if from_dead else dk.skipped, dk.records,
+                pk.got_prefix + event_id,
+            ],
+            [
+                pid, event_id, int(record["issued_at_ms"]), now_ms, self.window_ms, self.grace_ms, member,
+                record["handler"], record["source"], record["ordering_key"], 0 if record.get("ordered", True) else 1,
+                self.dedupe_ttl_ms, "dead" if from_dead else "skipped",
+            ],
+        )  # fmt: skip
+        return int(reply[0]) == 1
+
+    # -- plumbing -------------------------------------------------------------------------------------------
+
+    def _run(self, name: str, script_keys: list[str], args: list[Any]) -> Any:
+        return self._call(self._scripts[name], keys=script_keys, args=args)
+
+    @staticmethod
+    def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+            raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
+        except redis.ResponseError as exc:
+            # A script error is a bug, but a server that refuses writes (MISCONF, OOM, READONLY) is an outage.
+            if str(exc).startswith(("MISCONF", "OOM", "READONLY", "LOADING", "MASTERDOWN", "NOREPLICAS")):
+                raise StoreUnavailable(f"redis: {exc}") from exc
+            raise
+
+
+def _settled(reply: Any) -> Settled:
+    outcome = _text(reply[0])
+    if outcome == "fenced":
+        return Settled("fenced", -1, False)
+    return Settled(outcome, int(reply[1]), int(reply[2]) == 1)

@@ -1,0 +1,76 @@
+"""One worker process: load handlers, wire the engine, run a Dramatiq worker until SIGTERM/SIGINT.
+
+`python -m processor.worker` is what the `python -m processor` supervisor starts, once per worker process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+import dramatiq
+
+from processor.discovery import load_handlers
+from processor.engine import Engine
+from processor.handlers import default_registry
+from processor.metrics import WorkerMetrics
+from shared.errors import ConfigError, RegistrationError
+from shared.logging import configure_logging, get_logger
+from shared.settings import Settings
+
+__all__ = ["main", "serve"]
+
+log = get_logger("hookyard.worker")
+
+#: How often Dramatiq's consumer polls an idle queue at most (ms): bounds wake-up latency when idle.
+_CONSUMER_IDLE_MS = 100
+
+
+def serve(settings: Settings, stop: threading.Event) -> None:
+    """Run one worker until `stop` is set; handlers must already be registered in the default registry."""
+    engine = Engine(settings, default_registry, metrics=WorkerMetrics())
+    worker = dramatiq.Worker(engine.broker, worker_threads=settings.worker_threads, worker_timeout=_CONSUMER_IDLE_MS)
+    worker.start()
+    log.info(
+        "worker.started",
+        pid=os.getpid(),
+        threads=settings.worker_threads,
+        handlers=sorted(h.name for h in default_registry),
+    )
+    try:
+        stop.wait()
+    finally:
+        log.info("worker.stopping", pid=os.getpid())
+        worker.stop(timeout=int(settings.lease_s * 1000))
+        engine.close()
+        log.info("worker.stopped", pid=os.getpid())
+
+
+def main() -> int:
+    try:
+        settings = Settings.from_env(os.environ, require_secret=False)
+    except ConfigError as exc:
+        print(f"hookyard worker: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        load_handlers(settings)
+    except RegistrationError as exc:
+        print(f"hookyard worker: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    serve(settings, stop)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
