@@ -80,12 +80,11 @@ class Supervisor:
         self._stable_after_s = stable_after_s
         self._give_up_after = give_up_after
         self._clock = clock
-        # A stop request may come from a signal handler: it only sets a flag and writes a byte (both safe
-        # there), and the byte wakes the loop from select().
+        # A stop request may come from a signal handler: it only counts and writes a byte to a pipe (both
+        # safe there); the byte wakes the loop from select(). The pipe exists only while run() runs.
         self._stop_requests = 0
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self._wake_r = self._wake_w = -1
+        self._pipe_lock = threading.Lock()
         self._log = get_logger("hookyard.supervisor")
 
     # --- control --------------------------------------------------------------------------------------------
@@ -93,9 +92,16 @@ class Supervisor:
     def stop(self) -> None:
         """Ask `run()` to stop every child and return; asking again during the grace period kills them."""
         self._stop_requests += 1
-        if self._wake_w >= 0:
-            with contextlib.suppress(BlockingIOError, OSError):
-                os.write(self._wake_w, b"\0")
+        # Non-blocking: a signal handler must never wait on a lock its own thread may hold. The lock is only
+        # held while run() closes the pipe, and then nobody needs waking.
+        if not self._pipe_lock.acquire(blocking=False):
+            return
+        try:
+            if self._wake_w >= 0:
+                with contextlib.suppress(BlockingIOError):
+                    os.write(self._wake_w, b"\0")
+        finally:
+            self._pipe_lock.release()
 
     def pids(self) -> dict[str, int | None]:
         """The pid of each child now running (`None` between a death and its restart)."""
@@ -106,6 +112,9 @@ class Supervisor:
 
     def run(self) -> int:
         """Start every child and supervise them until stopped; see the class docstring for the result."""
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
         try:
             with self._signals_handled():
                 for child in self._children:
@@ -117,9 +126,10 @@ class Supervisor:
             # Whatever interrupted us (an exception, a KeyboardInterrupt before the handlers were in place),
             # no child outlives the supervisor.
             self._kill_remaining()
-            wake_r, wake_w, self._wake_r, self._wake_w = self._wake_r, self._wake_w, -1, -1
-            os.close(wake_r)
-            os.close(wake_w)
+            with self._pipe_lock:
+                os.close(self._wake_r)
+                os.close(self._wake_w)
+                self._wake_r = self._wake_w = -1
 
     # --- the loop -------------------------------------------------------------------------------------------
 
@@ -204,21 +214,31 @@ class Supervisor:
         self._log.info("supervisor.stopping", children=[c.spec.name for c in running], grace_s=self._grace_s)
         # SIGTERM goes to the leader only: a child that manages workers of its own (Dramatiq's CLI does)
         # forwards it, and a second SIGTERM would make those workers abandon their graceful stop.
-        for child in running:
-            assert child.process is not None
-            with contextlib.suppress(ProcessLookupError):
-                child.process.send_signal(signal.SIGTERM)
+        for child in self._children:
+            if child in running:
+                assert child.process is not None
+                with contextlib.suppress(ProcessLookupError):
+                    child.process.send_signal(signal.SIGTERM)
+            elif child.process is not None:
+                # Its leader already died: what is left of the group are orphans, killed as on any death.
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(child.process.pid, signal.SIGKILL)
         stop_requests = self._stop_requests
         deadline = self._clock() + self._grace_s
+        orphans_warned: set[str] = set()
         while any(_group_alive(c) for c in self._children):
             if self._stop_requests > stop_requests:
                 break  # a second Ctrl-C: the user does not want to wait
             now = self._clock()
             if now >= deadline:
                 break
-            for child in self._children:
-                if child.process is not None:
-                    child.process.poll()
+            for child in running:
+                assert child.process is not None
+                if child.process.poll() is not None and child.spec.name not in orphans_warned:
+                    # The leader is gone but left processes in its group: nobody forwards the stop to them now.
+                    orphans_warned.add(child.spec.name)
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(child.process.pid, signal.SIGTERM)
             self._wait(min(_POLL_S, deadline - now))
         for child in self._children:
             if child.process is not None:

@@ -1,0 +1,5 @@
+import sys
+
+from processor.main import main
+
+sys.exit(main())

@@ -1,0 +1,101 @@
+"""Dead letters and skipped late events: list, find and replay them (for the CLI, the test harness and ops)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+import orjson
+import redis
+
+from processor.store import Store
+from shared import keys
+
+__all__ = ["Kind", "Letter", "list_letters", "purge", "replay"]
+
+Kind = Literal["dead", "skipped"]
+
+
+@dataclass(frozen=True, slots=True)
+class Letter:
+    """One dead (or skipped) event of one handler, with the record written when it was set aside."""
+
+    kind: Kind
+    shard: int
+    member: str
+    at_ms: int
+    record: dict[str, Any]
+
+    @property
+    def event_id(self) -> str:
+        return str(self.record["event_id"])
+
+    @property
+    def handler(self) -> str:
+        return str(self.record["handler"])
+
+
+def _zset(shard: int, kind: Kind) -> str:
+    dk = keys.DeadLetterKeys(shard)
+    return dk.dead if kind == "dead" else dk.skipped
+
+
+def list_letters(
+    client: redis.Redis,
+    kind: Kind = "dead",
+    *,
+    handler: str | None = None,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+    event_ids: set[str] | None = None,
+) -> list[Letter]:
+    """Letters of every shard, oldest first, filtered."""
+    low = "-inf" if since_ms is None else since_ms
+    high = "+inf" if until_ms is None else until_ms
+    pipe = client.pipeline(transaction=False)
+    for shard in range(keys.SHARDS):
+        pipe.zrangebyscore(_zset(shard, kind), low, high, withscores=True)
+    rows = cast(list[list[tuple[bytes, float]]], pipe.execute())
+    wanted: list[tuple[int, str, int]] = []
+    for shard, members in enumerate(rows):
+        for member, score in members:
+            text = member.decode()
+            if event_ids is not None and text.split(":", 1)[1] not in event_ids:
+                continue
+            wanted.append((shard, text, int(score)))
+    pipe = client.pipeline(transaction=False)
+    for shard, name, _ in wanted:
+        pipe.hget(keys.DeadLetterKeys(shard).records, name)
+    records = cast(list[bytes | None], pipe.execute())
+    letters = []
+    for (shard, name, at_ms), raw in zip(wanted, records, strict=True):
+        if raw is None:
+            continue
+        record = orjson.loads(raw)
+        if handler is not None and record.get("handler") != handler:
+            continue
+        letters.append(Letter(kind, shard, name, at_ms, record))
+    return sorted(letters, key=lambda letter: (letter.at_ms, letter.member))
+
+
+def replay(store: Store, letters: list[Letter], now_ms: int) -> int:
+    """Put letters back in their handlers' queues, in each key's issued order; returns how many went back."""
+    ordered = sorted(letters, key=lambda letter: (int(letter.record["issued_at_ms"]), letter.event_id))
+    done = 0
+    for letter in ordered:
+        if store.replay(letter.shard, letter.member, letter.record, now_ms, from_dead=letter.kind == "dead"):
+            done += 1
+    return done
+
+
+def purge(client: redis.Redis, letters: list[Letter]) -> int:
+    """Forget letters for good (their events stay in the archive until retention ends)."""
+    pipe = client.pipeline(transaction=True)
+    for letter in letters:
+        dk = keys.DeadLetterKeys(letter.shard)
+        pipe.zrem(_zset(letter.shard, letter.kind), letter.member)
+        pipe.hdel(dk.records, letter.member)
+        field = f"{letter.kind}:{letter.handler}"
+        pipe.hincrby(keys.stats_key(letter.shard), field, -1)
+    replies = pipe.execute()
+    return sum(int(r) for r in replies[0::3])

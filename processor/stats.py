@@ -1,0 +1,103 @@
+"""What is pending, dead and skipped per handler, read from Redis: for `/metrics` gauges and `hookyard stats`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import redis
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from shared import keys
+
+__all__ = ["BacklogCollector", "HandlerBacklog", "Snapshot", "read_snapshot"]
+
+
+@dataclass(slots=True)
+class HandlerBacklog:
+    pending: int = 0
+    dead: int = 0
+    skipped: int = 0
+    oldest_pending_ms: int | None = None
+
+
+@dataclass(slots=True)
+class Snapshot:
+    inbox: int = 0
+    poison: int = 0
+    handlers: dict[str, HandlerBacklog] = field(default_factory=dict)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def read_snapshot(client: redis.Redis) -> Snapshot:
+    """One consistent-enough read of every shard's counters (two round trips)."""
+    pipe = client.pipeline(transaction=False)
+    pipe.llen(keys.INBOX)
+    pipe.llen(keys.INBOX_POISON)
+    for shard in range(keys.SHARDS):
+        pipe.hgetall(keys.stats_key(shard))
+    replies = pipe.execute()
+    snapshot = Snapshot(inbox=int(replies[0]), poison=int(replies[1]))
+    for shard_stats in replies[2:]:
+        for raw_field, raw_value in shard_stats.items():
+            kind, _, handler = _text(raw_field).partition(":")
+            backlog = snapshot.handlers.setdefault(handler, HandlerBacklog())
+            if kind in ("pending", "dead", "skipped"):
+                setattr(backlog, kind, getattr(backlog, kind) + int(raw_value))
+    pipe = client.pipeline(transaction=False)
+    names = sorted(snapshot.handlers)
+    for handler in names:
+        for shard in range(keys.SHARDS):
+            pipe.zrange(keys.backlog_key(shard, handler), 0, 0, withscores=True)
+    replies = pipe.execute()
+    for i, handler in enumerate(names):
+        heads = [int(row[0][1]) for row in replies[i * keys.SHARDS : (i + 1) * keys.SHARDS] if row]
+        snapshot.handlers[handler].oldest_pending_ms = min(heads) if heads else None
+    return snapshot
+
+
+class BacklogCollector(Collector):
+    """Prometheus gauges computed from Redis at scrape time."""
+
+    def __init__(self, client: redis.Redis, clock_ms: Callable[[], int]) -> None:
+        self.client = client
+        self.clock_ms = clock_ms
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        up = GaugeMetricFamily("hookyard_store_up", "1 when Redis answered this scrape.")
+        try:
+            snapshot = read_snapshot(self.client)
+        except (redis.ConnectionError, redis.TimeoutError):
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        inbox = GaugeMetricFamily("hookyard_inbox_messages", "Accepted deliveries not yet ingested.")
+        inbox.add_metric([], snapshot.inbox)
+        yield inbox
+        poison = GaugeMetricFamily("hookyard_inbox_poison_messages", "Inbox messages that could not be decoded.")
+        poison.add_metric([], snapshot.poison)
+        yield poison
+        pending = GaugeMetricFamily("hookyard_pending_events", "Events waiting for a handler.", labels=["handler"])
+        dead = GaugeMetricFamily("hookyard_dead_letters", "Dead letters held per handler.", labels=["handler"])
+        skipped = GaugeMetricFamily(
+            "hookyard_skipped_late_events", "Late events skipped and kept for replay.", labels=["handler"]
+        )
+        oldest = GaugeMetricFamily(
+            "hookyard_oldest_pending_age_seconds",
+            "Age of the oldest event waiting for the handler (0 when none).",
+            labels=["handler"],
+        )
+        now = self.clock_ms()
+        for handler, backlog in sorted(snapshot.handlers.items()):
+            pending.add_metric([handler], backlog.pending)
+            dead.add_metric([handler], backlog.dead)
+            skipped.add_metric([handler], backlog.skipped)
+            age = 0.0 if backlog.oldest_pending_ms is None else max(0.0, (now - backlog.oldest_pending_ms) / 1000)
+            oldest.add_metric([handler], age)
+        yield from (pending, dead, skipped, oldest)
