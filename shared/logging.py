@@ -22,6 +22,14 @@ def _orjson_dumps(event: Any, default: Any = None) -> str:
     return orjson.dumps(event, default=default).decode()
 
 
+def _stdlib_logger_name(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    # Records from libraries carry their stdlib logger name under the same key as ours.
+    record = event.get("_record")
+    if record is not None:
+        event.setdefault("logger_name", record.name)
+    return event
+
+
 def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Set up structlog (and route stdlib logging through it); `fmt` is auto, json or console."""
     out = stream if stream is not None else sys.stderr
@@ -50,7 +58,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     handler = logging.StreamHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            foreign_pre_chain=[*shared, _stdlib_logger_name],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )
@@ -60,5 +68,6 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
 
 
 def get_logger(name: str) -> Any:
-    """A named structlog logger (`logger=` is bound on every line)."""
-    return structlog.get_logger(name).bind(logger=name)
+    """A named structlog logger (`logger_name=` is on every line)."""
+    # Lazy: binding now would freeze the configuration in force at import time, before configure_logging runs.
+    return structlog.get_logger(logger_name=name)
