@@ -23,14 +23,14 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
 
 
 @pytest.fixture
-def redis_url(redis_server: EmbeddedRedis) -> Iterator[str]:
+def redis_url(redis_server: EmbeddedRedis) -> str:
     """The session's Redis, emptied before each test (restarted first if a test stopped it)."""
     if not redis_server.running:
         redis_server.start()
     client = redis.Redis.from_url(redis_server.url)
     client.flushall()
     client.close()
-    yield redis_server.url
+    return redis_server.url
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -97,7 +98,7 @@ def overlapping_runs(client: redis.Redis) -> int:
     overlaps = 0
     for runs in by_key.values():
         runs.sort()
-        overlaps += sum(1 for a, b in zip(runs, runs[1:]) if b[0] < a[1])
+        overlaps += sum(1 for a, b in itertools.pairwise(runs) if b[0] < a[1])
     return overlaps
 
 

@@ -1,0 +1,96 @@
+"""Settings: casts, validation messages naming the setting, sources and secret rotation, docs in sync."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from shared.errors import ConfigError
+from shared.settings import Settings, parse_duration
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE = {"REDIS_URL": "redis://127.0.0.1:6379/0", "WORKOS_WEBHOOK_SECRET": "secret_one_123"}
+
+
+def test_defaults() -> None:
+    s = Settings.from_env(BASE)
+    assert (s.port, s.max_body_bytes, s.enqueue_timeout_s, s.reorder_window_s) == (8000, 1 << 20, 2.0, 5.0)
+    assert (s.dedupe_ttl_s, s.retention_s, s.recovery_timeout_s) == (7 * 86400, 7 * 86400, 30.0)
+    assert s.sources["workos"].tolerance_s == 180
+    assert s.sources["workos"].secrets_at(0) == (b"secret_one_123",)
+
+
+@pytest.mark.parametrize(
+    ("raw", "seconds"), [("180", 180), ("180s", 180), ("500ms", 0.5), ("5m", 300), ("2h", 7200), ("7d", 604800)]
+)
+def test_durations(raw: str, seconds: float) -> None:
+    assert parse_duration("X", raw) == seconds
+
+
+@pytest.mark.parametrize(
+    ("env", "setting"),
+    [
+        ({"REDIS_URL": ""}, "REDIS_URL"),
+        ({"REDIS_URL": "http://x"}, "REDIS_URL"),
+        ({"WORKOS_WEBHOOK_SECRET": ""}, "WORKOS_WEBHOOK_SECRET"),
+        ({"WORKOS_WEBHOOK_SECRET": "short"}, "WORKOS_WEBHOOK_SECRET"),
+        ({"WORKOS_WEBHOOK_SECRET": "long_enough_1@not-a-time"}, "WORKOS_WEBHOOK_SECRET"),
+        ({"HOOKYARD_PORT": "eighty"}, "HOOKYARD_PORT"),
+        ({"HOOKYARD_PORT": "70000"}, "HOOKYARD_PORT"),
+        ({"HOOKYARD_REORDER_WINDOW": "soon"}, "HOOKYARD_REORDER_WINDOW"),
+        ({"HOOKYARD_LOG_EVENTS": "maybe"}, "HOOKYARD_LOG_EVENTS"),
+        ({"HOOKYARD_LOG_LEVEL": "loud"}, "HOOKYARD_LOG_LEVEL"),
+        ({"HOOKYARD_SOURCES": "Bad Name"}, "HOOKYARD_SOURCES"),
+        ({"HOOKYARD_SOURCES": "staging"}, "HOOKYARD_SOURCE_STAGING_SECRETS"),
+        ({"HOOKYARD_OPS_PORT": "8000"}, "HOOKYARD_OPS_PORT"),
+        ({"HOOKYARD_SWEEP_INTERVAL": "20s"}, "HOOKYARD_SWEEP_INTERVAL"),
+    ],
+)
+def test_invalid_settings_name_the_setting(env: dict[str, str], setting: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**BASE, **env})
+    assert caught.value.setting == setting
+    assert str(caught.value).startswith(setting)
+
+
+def test_missing_secret_is_allowed_only_when_not_required() -> None:
+    env = {"REDIS_URL": BASE["REDIS_URL"]}
+    assert Settings.from_env(env, require_secret=False).sources == {}
+
+
+def test_extra_sources_with_their_own_secrets_and_tolerance() -> None:
+    s = Settings.from_env(
+        {
+            **BASE,
+            "HOOKYARD_SOURCES": "workos-staging",
+            "HOOKYARD_SOURCE_WORKOS_STAGING_SECRETS": "staging_secret_1",
+            "HOOKYARD_SOURCE_WORKOS_STAGING_TOLERANCE": "5m",
+        }
+    )
+    assert s.sources["workos-staging"].secrets_at(0) == (b"staging_secret_1",)
+    assert s.sources["workos-staging"].tolerance_s == 300
+
+
+def test_secret_rotation_honours_expiry() -> None:
+    s = Settings.from_env({**BASE, "WORKOS_WEBHOOK_SECRET": "old_secret_1@2026-12-01T00:00:00Z, new_secret_1"})
+    expiry_ms = 1796083200000  # 2026-12-01T00:00:00Z
+    assert s.sources["workos"].secrets_at(expiry_ms - 1) == (b"old_secret_1", b"new_secret_1")
+    assert s.sources["workos"].secrets_at(expiry_ms) == (b"new_secret_1",)
+
+
+def test_secrets_never_show_in_reprs() -> None:
+    s = Settings.from_env(BASE)
+    assert "secret_one_123" not in repr(s)
+
+
+def test_every_setting_read_is_documented() -> None:
+    sources = "\n".join(p.read_text() for p in (ROOT / "shared").glob("*.py"))
+    read = set(re.findall(r'"((?:HOOKYARD|WORKOS|REDIS)_[A-Z_]+)"', sources))
+    read |= {"HOOKYARD_SOURCE_<NAME>_SECRETS", "HOOKYARD_SOURCE_<NAME>_TOLERANCE"}
+    read -= {"HOOKYARD_SOURCE_"}
+    documented = (ROOT / "docs" / "configuration.md").read_text()
+    missing = sorted(name for name in read if f"`{name}`" not in documented)
+    assert not missing, f"settings missing from docs/configuration.md: {missing}"
+    assert len(read) >= 20

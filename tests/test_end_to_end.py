@@ -1,0 +1,105 @@
+"""End to end: a signed POST to the real receiver process reaches a handler in a real worker process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+import redis
+
+from shared import keys
+from shared.embedded_redis import free_port
+from shared.signature import sign
+from tests.conftest import TEST_SECRET
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)  # polling interval of a deadline-bounded wait
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+@pytest.fixture
+def stack(redis_url: str) -> Iterator[str]:
+    """Receiver and one worker process, as `hookyard dev` runs them; yields the webhook URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "WORKOS_WEBHOOK_SECRET": TEST_SECRET,
+        "HOOKYARD_PORT": str(port),
+        "HOOKYARD_HANDLERS": "tests.fixtures.ledger_handlers",
+        "HOOKYARD_WORKER_METRICS_PORT": "0",
+        "HOOKYARD_LOG_LEVEL": "warning",
+        "PYTHONPATH": str(ROOT),
+    }
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "receiver"], env=env, cwd=ROOT),
+        subprocess.Popen([sys.executable, "-m", "processor"], env=env, cwd=ROOT),
+    ]
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_for(healthy, 30, "the receiver to listen")
+        yield f"http://127.0.0.1:{port}/webhooks/workos"
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            assert proc.wait(timeout=30) == 0
+
+
+def test_a_signed_delivery_reaches_the_handler_with_every_field(stack: str, redis_client: redis.Redis) -> None:
+    body = (ROOT.parent / "shared" / "workos-events" / "connection.deactivated.json").read_bytes()
+    signed_ms = int(time.time() * 1000)
+    header = sign(body, TEST_SECRET.encode(), signed_ms)
+    before = datetime.now().astimezone()
+    response = httpx.post(stack, content=body, headers={"WorkOS-Signature": header}, timeout=10)
+    assert response.status_code == 200, response.text
+    envelope = orjson.loads(body)
+    assert response.json() == {"status": "accepted", "id": envelope["id"]}
+    # A duplicate delivery is accepted too (the sender must stop retrying) but is not handled twice
+    again = httpx.post(stack, content=body, headers={"WorkOS-Signature": header}, timeout=10)
+    assert again.status_code == 200
+
+    wait_for(lambda: redis_client.llen("test:fields") >= 1, 20, "the handler to run")
+    [seen] = [orjson.loads(x) for x in redis_client.lrange("test:fields", 0, -1)]
+    assert seen["id"] == envelope["id"]
+    assert seen["type"] == envelope["event"]
+    assert seen["data"] == envelope["data"]
+    assert seen["source"] == "workos"
+    assert seen["raw"] == body.decode()
+    assert datetime.fromisoformat(seen["signed_at"]).timestamp() == pytest.approx(signed_ms / 1000, abs=0.001)
+    if envelope.get("created_at"):
+        assert seen["issued_at"] == seen["created_at"]
+    else:
+        assert seen["issued_at"] == seen["signed_at"]
+    assert datetime.fromisoformat(seen["received_at"]) >= before.replace(microsecond=0)
+    assert (seen["late"], seen["attempt"]) == (False, 1)
+    # Once both deliveries are ingested and nothing is due anywhere, no further run can happen
+    def settled() -> bool:
+        due = sum(redis_client.zcard(keys.due_key(shard)) for shard in range(keys.SHARDS))
+        return redis_client.llen(keys.INBOX) == 0 and due == 0
+
+    wait_for(settled, 20, "the duplicate to be ingested")
+    assert redis_client.llen("test:fields") == 1
