@@ -8,6 +8,8 @@ the wake grace), doubling one costs a no-op claim. Correctness lives in Redis (p
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from collections import defaultdict
@@ -203,7 +205,10 @@ class ProcessorLoops(dramatiq.Middleware):
         engine = self.engine
         interval = engine.settings.sweep_interval_s
 
+        worker = f"{socket.gethostname()}:{os.getpid()}"
+
         def step() -> float:
+            engine.store.heartbeat(worker, engine.clock_ms())
             wake = engine.store.sweep_all(engine.clock_ms())
             if wake:
                 engine.send_wake(wake, "sweep")

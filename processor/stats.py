@@ -26,6 +26,7 @@ class HandlerBacklog:
 class Snapshot:
     inbox: int = 0
     poison: int = 0
+    workers_alive: int = 0
     handlers: dict[str, HandlerBacklog] = field(default_factory=dict)
 
 
@@ -33,16 +34,21 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def read_snapshot(client: redis.Redis) -> Snapshot:
+#: A worker that has not swept for this long is counted as gone.
+ALIVE_MS = 15_000
+
+
+def read_snapshot(client: redis.Redis, now_ms: int) -> Snapshot:
     """One consistent-enough read of every shard's counters (two round trips)."""
     pipe = client.pipeline(transaction=False)
     pipe.llen(keys.INBOX)
     pipe.llen(keys.INBOX_POISON)
+    pipe.zcount(keys.WORKERS, now_ms - ALIVE_MS, "+inf")
     for shard in range(keys.SHARDS):
         pipe.hgetall(keys.stats_key(shard))
     replies = pipe.execute()
-    snapshot = Snapshot(inbox=int(replies[0]), poison=int(replies[1]))
-    for shard_stats in replies[2:]:
+    snapshot = Snapshot(inbox=int(replies[0]), poison=int(replies[1]), workers_alive=int(replies[2]))
+    for shard_stats in replies[3:]:
         for raw_field, raw_value in shard_stats.items():
             kind, _, handler = _text(raw_field).partition(":")
             backlog = snapshot.handlers.setdefault(handler, HandlerBacklog())
@@ -70,13 +76,17 @@ class BacklogCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         up = GaugeMetricFamily("hookyard_store_up", "1 when Redis answered this scrape.")
         try:
-            snapshot = read_snapshot(self.client)
+            now = self.clock_ms()
+            snapshot = read_snapshot(self.client, now)
         except (redis.ConnectionError, redis.TimeoutError):
             up.add_metric([], 0)
             yield up
             return
         up.add_metric([], 1)
         yield up
+        alive = GaugeMetricFamily("hookyard_workers_alive", "Worker processes that swept in the last 15 s.")
+        alive.add_metric([], snapshot.workers_alive)
+        yield alive
         inbox = GaugeMetricFamily("hookyard_inbox_messages", "Accepted deliveries not yet ingested.")
         inbox.add_metric([], snapshot.inbox)
         yield inbox
@@ -93,7 +103,6 @@ class BacklogCollector(Collector):
             "Age of the oldest event waiting for the handler (0 when none).",
             labels=["handler"],
         )
-        now = self.clock_ms()
         for handler, backlog in sorted(snapshot.handlers.items()):
             pending.add_metric([handler], backlog.pending)
             dead.add_metric([handler], backlog.dead)

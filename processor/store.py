@@ -273,6 +273,13 @@ class Store:
         replies = self._call(pipe.execute)
         return [(shard, _text(pid)) for shard, reply in enumerate(replies) for pid in reply]
 
+    def heartbeat(self, worker: str, now_ms: int) -> None:
+        """Say this worker is alive (for `hookyard_workers_alive` and `hookyard stats`)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zadd(keys.WORKERS, {worker: now_ms})
+        pipe.zremrangebyscore(keys.WORKERS, "-inf", now_ms - 3_600_000)
+        self._call(pipe.execute)
+
     def archived(self, source: str, event_id: str) -> dict[str, bytes] | None:
         """The archive entry of an event (raw bytes and metadata), or None once retention dropped it."""
         found = self._call(self.client.hgetall, keys.event_keys(source, event_id).archive)

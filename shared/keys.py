@@ -16,6 +16,7 @@ __all__ = [
     "INBOX_POISON",
     "INBOX_WAKE",
     "SHARDS",
+    "WORKERS",
     "DeadLetterKeys",
     "EventKeys",
     "PairKeys",
@@ -38,6 +39,7 @@ INBOX = "{hy:inbox}:q"
 INBOX_WAKE = "{hy:inbox}:wake"
 INBOX_LEASE = "{hy:inbox}:lease"
 INBOX_POISON = "{hy:inbox}:poison"  # messages that cannot be decoded, kept for inspection
+WORKERS = "{hy:workers}"  # zset "<host>:<pid>" -> last heartbeat (ms), written by every worker's sweep
 
 
 def shard_tag(shard: int) -> str:

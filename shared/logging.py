@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import orjson
@@ -22,7 +23,7 @@ def _orjson_dumps(event: Any, default: Any = None) -> str:
     return orjson.dumps(event, default=default).decode()
 
 
-def _stdlib_logger_name(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+def _stdlib_logger_name(logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     # Records from libraries carry their stdlib logger name under the same key as ours.
     record = event.get("_record")
     if record is not None:
