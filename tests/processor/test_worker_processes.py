@@ -201,3 +201,44 @@ def test_a_broken_handler_module_stops_the_worker_naming_it(redis_url: str) -> N
     )
     assert result.returncode == 2
     assert b"no_such_module_here" in result.stderr
+
+
+def test_worker_metrics_are_merged_across_processes(
+    redis_url: str, redis_client: redis.Redis, processor_factory: list[Processor]
+) -> None:
+    import httpx
+
+    from shared.embedded_redis import free_port
+
+    port = free_port()
+    proc = Processor(redis_url, workers=2, extra={"HOOKYARD_WORKER_METRICS_PORT": str(port)})
+    processor_factory.append(proc)
+    messages = _events(50, 5, int(time.time() * 1000))
+    redis_client.rpush(keys.INBOX, *messages, messages[0])  # one duplicate delivery
+    redis_client.rpush(keys.INBOX_WAKE, 1)
+    wait_for(lambda: redis_client.llen(LEDGER) >= 100, 30, "every event to be handled")
+
+    def scrape() -> str:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+        except httpx.TransportError:
+            return ""
+
+    def sample(text: str, series: str) -> float:
+        for line in text.splitlines():
+            if line.startswith(series + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return -1.0
+
+    wait_for(lambda: sample(scrape(), 'hookyard_handler_runs_total{handler="ledger.ordered",outcome="ok"}') == 50,
+             20, "the metrics to show 50 ordered runs")  # fmt: skip
+    text = scrape()
+    assert sample(text, 'hookyard_events_ingested_total{outcome="new",source="workos"}') == 50
+    assert sample(text, 'hookyard_events_ingested_total{outcome="duplicate",source="workos"}') == 1
+    assert sample(text, 'hookyard_handler_runs_total{handler="ledger.unordered",outcome="ok"}') == 50
+    assert sample(text, 'hookyard_pending_events{handler="ledger.ordered"}') == 0
+    assert sample(text, 'hookyard_dead_letters{handler="ledger.ordered"}') == 0
+    assert sample(text, "hookyard_workers_alive") == 2
+    assert sample(text, "hookyard_store_up") == 1
+    assert 'hookyard_delivery_lag_seconds_bucket{handler="ledger.ordered"' in text
+    assert 'hookyard_oldest_pending_age_seconds{handler="ledger.ordered"} 0.0' in text
