@@ -107,16 +107,19 @@ def _dev(args: argparse.Namespace, environ: dict[str, str]) -> int:
     redis: EmbeddedRedis | None = None
     if not environ.get("REDIS_URL", "").strip():
         _refuse_a_second_redis(data_dir)
-        redis = EmbeddedRedis(data_dir / REDIS_DIR, port=_redis_port(data_dir))
+        # Absolute: redis-server chdirs into --dir before it opens --logfile, so a relative path would miss.
+        redis = EmbeddedRedis((data_dir / REDIS_DIR).absolute(), port=_redis_port(data_dir))
         env["REDIS_URL"] = redis.url
+    secret_file: Path | None = None
     secret_created = False
     if not environ.get("WORKOS_WEBHOOK_SECRET", "").strip():
-        env["WORKOS_WEBHOOK_SECRET"], secret_created = _load_or_create_secret(data_dir / SECRET_FILE)
+        secret_file = data_dir / SECRET_FILE
+        env["WORKOS_WEBHOOK_SECRET"], secret_created = _load_or_create_secret(secret_file)
     # Everything is validated before anything starts: a bad setting costs no Redis start and no restarts.
     settings = Settings.from_env(env)
-    configure_logging(settings.log_level, settings.log_format)
     if _port_in_use(settings.host, settings.port):
         raise HookyardError(f"{settings.host}:{settings.port} is in use; choose another with --port or HOOKYARD_PORT")
+    configure_logging(settings.log_level, settings.log_format)
 
     try:
         if redis is not None:
@@ -126,11 +129,16 @@ def _dev(args: argparse.Namespace, environ: dict[str, str]) -> int:
             _say(f"Redis      {redis.url}  (embedded; data in {redis.data_dir})")
         else:
             _say(f"Redis      {_without_password(settings.redis_url)}  (REDIS_URL)")
-        if secret_created:
-            _say(f"Secret     {env['WORKOS_WEBHOOK_SECRET']}  (new; saved in {data_dir / SECRET_FILE}, mode 0600)")
-            _say("           `hookyard send` signs with it; give the same value to any other sender as the secret.")
-        elif "WORKOS_WEBHOOK_SECRET" not in environ:
-            _say(f"Secret     from {data_dir / SECRET_FILE}  (`hookyard send` uses it too)")
+        if secret_file is None:
+            _say("Secret     from WORKOS_WEBHOOK_SECRET")
+        elif secret_created:
+            # Shown this once; later runs only say where it is.
+            _say(f"Secret     {env['WORKOS_WEBHOOK_SECRET']}  (new; saved in {secret_file}, mode 0600)")
+            _say(
+                "           `hookyard send <event-type>` signs with it by itself; other senders need it as their secret"
+            )
+        else:
+            _say(f"Secret     from {secret_file}  (`hookyard send` signs with it by itself)")
         _print_banner(settings, environ)
         supervisor = Supervisor(
             [
@@ -158,10 +166,16 @@ def _dev(args: argparse.Namespace, environ: dict[str, str]) -> int:
 
 def _print_banner(settings: Settings, environ: Mapping[str, str]) -> None:
     host = _client_host(settings.host)
-    receiver = f"http://{host}:{settings.port}/webhooks/{DEFAULT_SOURCE}"
+    receiver = _webhook_url(settings.host, settings.port, DEFAULT_SOURCE)
     metrics = f"http://{host}:{settings.ops_port or settings.port}/metrics"
     send = "hookyard send dsync.user.created"
-    if receiver != _default_url(environ, DEFAULT_SOURCE):
+    # When --port/--host differ from what the shell's environment says, a plain `hookyard send` would miss.
+    try:
+        shell = _settings_without_redis(environ)
+        send_default = _webhook_url(shell.host, shell.port, DEFAULT_SOURCE)
+    except ConfigError:
+        send_default = None
+    if receiver != send_default:
         send += f" --url {receiver}"
     _say(f"Receiver   {receiver}")
     _say(f"Metrics    {metrics}  (worker: http://{host}:{settings.worker_metrics_port}/metrics)")
@@ -273,7 +287,7 @@ def _add_send(verbs: _Verbs) -> None:
     )
     send.add_argument("event_type", nargs="?", choices=EVENT_TYPES, metavar="EVENT_TYPE", help="what to send")
     send.add_argument(
-        "--url", help="receiver URL (default http://HOOKYARD_HOST:HOOKYARD_PORT/webhooks/SOURCE, i.e. port 8000)"
+        "--url", help="receiver URL (default http://HOOKYARD_HOST:HOOKYARD_PORT/webhooks/SOURCE: 127.0.0.1:8000)"
     )
     send.add_argument(
         "--secret",
@@ -297,7 +311,7 @@ def _send(args: argparse.Namespace, environ: dict[str, str]) -> int:
     if (args.event_type is None) == (args.file is None):
         args.parser.error("give an EVENT_TYPE or --file, not both")
     settings = _settings_without_redis(environ)
-    url = args.url or _default_url(environ, args.source)
+    url = args.url or _webhook_url(settings.host, settings.port, args.source)
     secret = (args.secret or _configured_secret(settings, args.source)).encode()
     raw = _read_body(args.file) if args.file is not None else None
 
@@ -317,7 +331,7 @@ def _send(args: argparse.Namespace, environ: dict[str, str]) -> int:
             except httpx.TimeoutException:
                 print(f"hookyard send: {url} did not answer within {_SEND_TIMEOUT_S:g} s", file=sys.stderr)
                 return 1
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 print(f"hookyard send: {url}: {exc}", file=sys.stderr)
                 return 1
             text = " ".join(response.text.split())
@@ -358,12 +372,8 @@ def _configured_secret(settings: Settings, source: str) -> str:
     raise ConfigError(setting, f"no valid secret for source {source!r}; set it or pass --secret")
 
 
-def _default_url(environ: Mapping[str, str], source: str) -> str:
-    host = _client_host(environ.get("HOOKYARD_HOST", "").strip() or "127.0.0.1")
-    port = environ.get("HOOKYARD_PORT", "").strip() or "8000"
-    if not port.isdigit():
-        raise ConfigError("HOOKYARD_PORT", f"expected a port number, got {port!r}")
-    return f"http://{host}:{port}/webhooks/{source}"
+def _webhook_url(host: str, port: int, source: str) -> str:
+    return f"http://{_client_host(host)}:{port}/webhooks/{source}"
 
 
 def _read_body(path: Path) -> bytes:

@@ -1,8 +1,9 @@
 """A small process supervisor: run named child commands, restart the ones that die, stop them all on a signal.
 
-`hookyard dev` runs the receiver and the worker under it. Each child gets its own process group, so a Ctrl-C
-in the terminal reaches only the supervisor, which then stops every child exactly once (SIGTERM, then SIGKILL
-for the whole group after a grace period). Child stdout/stderr are inherited: their logs stream through.
+`hookyard dev` runs the receiver and the worker under it; `python -m processor` its worker processes. Each child
+gets its own process group, so a Ctrl-C in the terminal reaches only the supervisor, which then stops every child
+exactly once (SIGTERM, then SIGKILL for the whole group and its descendants after a grace period). Child
+stdout/stderr are inherited: their logs stream through.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from shared.logging import get_logger
 
-__all__ = ["ChildSpec", "Supervisor"]
+__all__ = ["EXIT_GAVE_UP", "EXIT_STOPPED", "ChildSpec", "Supervisor"]
 
 # What run() returns: stopped on request, or gave up on a child that keeps failing right after its start.
 EXIT_STOPPED = 0
@@ -251,17 +253,27 @@ class Supervisor:
                 )
 
     def _kill_remaining(self) -> None:
+        killed: list[tuple[str, int]] = []
         for child in self._children:
             process = child.process
             if process is None:
                 continue
             if _group_alive(child):
-                self._log.warning("child.killed", child=child.spec.name, pid=process.pid)
+                # Found before the kill, while they still hang below the child: descendants that lead groups
+                # of their own (a nested supervisor's workers) are out of reach of the group kill.
+                descendants = _descendants(process.pid) if process.poll() is None else []
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(process.pid, signal.SIGKILL)
+                for pid in descendants:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, signal.SIGKILL)
+                killed.append((child.spec.name, process.pid))
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
             process.wait()
+        # Logged only once every child is gone: this runs on the way out of errors, logging's included.
+        for name, pid in killed:
+            self._log.warning("child.killed", child=name, pid=pid)
 
     @contextlib.contextmanager
     def _signals_handled(self) -> Iterator[None]:
@@ -313,3 +325,29 @@ def _group_alive(child: _Child) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _descendants(root: int) -> list[int]:
+    """Every process below `root`, from Linux's /proc (none found elsewhere: the group kill must do)."""
+    below: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_bytes()
+        except OSError:
+            continue  # exited meanwhile
+        # The command name in parentheses may itself contain ") ", so split after the last one.
+        parent = int(stat.rsplit(b")", 1)[1].split()[1])
+        below.setdefault(parent, []).append(int(entry))
+    found: list[int] = []
+    pending = [root]
+    while pending:
+        for pid in below.get(pending.pop(), ()):
+            found.append(pid)
+            pending.append(pid)
+    return found

@@ -35,7 +35,7 @@ class EmbeddedRedis:
     """Start, stop and restart one redis-server process bound to 127.0.0.1."""
 
     def __init__(self, data_dir: Path, port: int | None = None, *, appendfsync: str = "everysec") -> None:
-        self.data_dir = data_dir
+        self.data_dir = data_dir.resolve()  # redis-server chdirs into --dir before opening --logfile
         self.port = port or free_port()
         self.appendfsync = appendfsync
         self.process: subprocess.Popen[bytes] | None = None

@@ -1,7 +1,7 @@
 """Realistic WorkOS connection and Directory Sync events, for demos (`hookyard send`), load and tests.
 
-Shapes follow WorkOS's documented payloads and SDK models (see shared/workos-events/). A seeded
-`random.Random` and a fixed `created_at` make an event reproducible byte for byte.
+Shapes follow WorkOS's documented payloads and the official SDK's event models (the SDK reads every one as its
+own event class). A seeded `random.Random` and a fixed `created_at` make an event reproducible byte for byte.
 """
 
 from __future__ import annotations
