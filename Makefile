@@ -6,11 +6,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help install run test test-only lint fmt typecheck bench clean
+.PHONY: help install run test test-only lint fmt typecheck bench chaos clean
 
 help:
 	@echo "make run        start embedded Redis (unless REDIS_URL is set), receiver and workers"
 	@echo "make test       lint + typecheck + the whole test suite"
+	@echo "make chaos      the full chaos run (10,000 events, kills; CHAOS_ARGS='--events N --seed S')"
 	@echo "make lint | fmt | typecheck | bench | clean"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -39,6 +40,9 @@ fmt: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+chaos: $(STAMP)
+	$(BIN)/python -m chaos $(CHAOS_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -1,0 +1,31 @@
+"""`python -m receiver`: the webhook receiver, configured from the environment (docs/configuration.md)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from receiver.server import run
+from shared.errors import ConfigError
+from shared.logging import configure_logging
+from shared.settings import Settings
+
+__all__ = ["EXIT_CONFIG_ERROR", "main"]
+
+EXIT_CONFIG_ERROR = 2
+
+
+def main() -> int:
+    # The only place the receiver reads the environment.
+    try:
+        settings = Settings.from_env(os.environ)
+    except ConfigError as exc:
+        # Logging is not configured yet, and one plain line is what an operator needs here.
+        sys.stderr.write(f"hookyard receiver: configuration error: {exc}\n")
+        return EXIT_CONFIG_ERROR
+    configure_logging(settings.log_level, settings.log_format)
+    return run(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
