@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from processor.event import Event, from_ms
 from shared.envelope import issued_at_ms, parse_envelope
-from shared.wire import QueuedEvent
+from shared.wire import QueuedEvent, decode_message
 
-__all__ = ["event_from_archive", "event_from_queued"]
+__all__ = ["event_from_message", "event_from_queued"]
 
 
 def event_from_queued(queued: QueuedEvent) -> tuple[Event, int]:
@@ -27,26 +29,7 @@ def event_from_queued(queued: QueuedEvent) -> tuple[Event, int]:
     return event, issued_ms
 
 
-def event_from_archive(archive: dict[str, bytes], *, late: bool, attempt: int) -> Event:
-    queued = QueuedEvent(
-        source=archive["source"].decode(),
-        event_id="",
-        event_type=archive["type"].decode(),
-        signed_at_ms=int(archive["signed"]),
-        received_at_ms=int(archive["received"]),
-        raw=archive["raw"],
-    )
-    event, _ = event_from_queued(queued)
-    return Event(
-        id=event.id,
-        type=event.type,
-        data=event.data,
-        source=event.source,
-        created_at=event.created_at,
-        signed_at=event.signed_at,
-        issued_at=event.issued_at,
-        received_at=event.received_at,
-        raw=event.raw,
-        late=late,
-        attempt=attempt,
-    )
+def event_from_message(message: bytes, *, late: bool, attempt: int) -> Event:
+    """The event a handler receives, from the queued message kept with its pending run."""
+    event, _ = event_from_queued(decode_message(message))
+    return replace(event, late=late, attempt=attempt)

@@ -124,6 +124,7 @@ class Ingester:
                     received_at_ms=queued.received_at_ms,
                     issued_at_ms=issued_ms,
                     targets=tuple(targets),
+                    message=message,
                 )
             )
         return batch, poison

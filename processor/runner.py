@@ -18,12 +18,12 @@ from typing import Any
 
 import orjson
 
-from processor.decode import event_from_archive
+from processor.decode import event_from_message
 from processor.event import Event
 from processor.handlers import HandlerSpec, Registry, RetryLater
 from processor.metrics import WorkerMetrics
 from processor.store import Claim, Settled, Store
-from shared.errors import StoreUnavailable
+from shared.errors import EnvelopeError, StoreUnavailable, WireFormatError
 from shared.logging import get_logger
 
 __all__ = ["LeaseKeeper", "Runner", "WakeSender", "backoff_s"]
@@ -113,32 +113,40 @@ class Runner:
         token = uuid.uuid4().hex
         deadline = time.monotonic() + self.budget_s
         settled_count = 0
-        while True:
-            claim = self.store.claim(shard, pid, token, self.clock_ms())
-            if not isinstance(claim, Claim):
-                return settled_count
+        claim = self.store.claim(shard, pid, token, self.clock_ms())
+        while isinstance(claim, Claim):
             settled_count += 1
             more = settled_count < self.budget_events and time.monotonic() < deadline
-            settled = self._run_claim(claim, wake=not more)
+            settled = self._run_claim(claim, wake=not more, claim_next=more)
             if settled.wake:
                 self.send_wake([(shard, pid)], "runner")
-            if not more or settled.outcome == "fenced" or not 0 <= settled.next_due_ms <= self.clock_ms():
-                return settled_count
+            if not more or settled.outcome == "fenced":
+                break
+            if settled.next_claim is not None:
+                claim = settled.next_claim  # `complete` already leased the next event: no extra round trip
+            elif 0 <= settled.next_due_ms <= self.clock_ms():
+                claim = self.store.claim(shard, pid, token, self.clock_ms())
+            else:
+                break
+        return settled_count
 
-    def _run_claim(self, claim: Claim, *, wake: bool) -> Settled:
+    def _run_claim(self, claim: Claim, *, wake: bool, claim_next: bool = False) -> Settled:
         spec = self.registry.get(claim.handler)
         if spec is None:
             # A pair admitted by a worker with a newer handler set; leave it for a worker that has the handler.
             return self._fail(claim, None, "UnknownHandler", f"handler {claim.handler!r} is not registered here",
                               "", retry_in_s=30.0, wake=wake)  # fmt: skip
-        archive = self.store.archived(claim.source, claim.event_id)
-        if archive is None:
-            return self._fail(claim, spec, "ArchiveExpired", "the event's bytes are past retention", "",
-                              retry_in_s=0.0, wake=wake, final=True)  # fmt: skip
-        event = event_from_archive(archive, late=claim.late, attempt=claim.attempt)
+        try:
+            event = event_from_message(claim.message, late=claim.late, attempt=claim.attempt)
+        except (WireFormatError, EnvelopeError) as exc:
+            # Admission stored these bytes after parsing them, so this is corruption: set the event aside.
+            return self._fail(claim, spec, type(exc).__name__, str(exc), "", retry_in_s=0.0, wake=wake,
+                              final=True)  # fmt: skip
         if claim.late and spec.late == "skip" and not claim.replay:
             record = self._record(claim, spec, event.type, "LateEvent", "skipped: issued before a delivered event", "")
-            settled = self.store.complete(claim, self.clock_ms(), wake=wake, skipped_record=record)
+            settled = self.store.complete(
+                claim, self.clock_ms(), wake=wake, skipped_record=record, claim_next=claim_next
+            )
             self._count(spec.name, "skipped")
             if self.metrics is not None:
                 self.metrics.late.labels(spec.name, "skipped").inc()
@@ -161,7 +169,7 @@ class Runner:
             if self.metrics is not None:
                 self.metrics.duration.labels(spec.name).observe(time.perf_counter() - started)
         now = self.clock_ms()
-        settled = self.store.complete(claim, now, wake=wake)
+        settled = self.store.complete(claim, now, wake=wake, claim_next=claim_next)
         if settled.outcome == "fenced":
             self._count(spec.name, "fenced")
             log.warning("run.fenced", handler=spec.name, event_id=claim.event_id, key=claim.ordering_key)

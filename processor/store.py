@@ -16,7 +16,8 @@ import redis
 from redis.commands.core import Script
 
 from shared import keys
-from shared.errors import StoreUnavailable
+from shared.errors import ArchiveExpired, StoreUnavailable
+from shared.wire import QueuedEvent, encode_message
 
 __all__ = [
     "Admission",
@@ -57,6 +58,7 @@ class Admission:
     received_at_ms: int
     issued_at_ms: int
     targets: tuple[Target, ...]
+    message: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,15 +78,18 @@ class Claim:
     handler: str
     source: str
     ordering_key: str
+    message: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class Settled:
-    """What a complete/fail call did: its outcome, when the pair is next due (-1: nothing pending), wake."""
+    """What a complete/fail call did: its outcome, when the pair is next due (-1: nothing pending), wake, and
+    the pair's next event when `complete` was asked to claim it and it was runnable."""
 
     outcome: str
     next_due_ms: int
     wake: bool
+    next_claim: Claim | None = None
 
 
 def _text(value: Any) -> str:
@@ -156,11 +161,11 @@ class Store:
             for t in item.targets:
                 pk = keys.pair_keys(t.shard, t.pid)
                 admit(
-                    keys=[pk.pair, pk.queue, pk.state, pk.due, pk.stats, pk.got_prefix + item.event_id],
+                    keys=[*_pair(pk), pk.got_prefix + item.event_id],
                     args=[
                         t.pid, item.event_id, item.issued_at_ms, item.received_at_ms, now_ms, self.window_ms,
                         self.grace_ms, self.dedupe_ttl_ms, t.handler, item.source, t.ordering_key,
-                        0 if t.ordered else 1,
+                        0 if t.ordered else 1, item.message,
                     ],
                     client=pipe,
                 )  # fmt: skip
@@ -184,27 +189,10 @@ class Store:
         pk = keys.pair_keys(shard, pid)
         reply = self._run(
             "claim",
-            [pk.pair, pk.queue, pk.state, pk.due, pk.stats],
+            _pair(pk),
             [pid, token, now_ms, self.lease_ms, self.window_ms, self.grace_ms, self.dedupe_ttl_ms],
         )
-        status = _text(reply[0])
-        if status != "claimed":
-            return status
-        return Claim(
-            shard=shard,
-            pid=pid,
-            token=token,
-            event_id=_text(reply[1]),
-            issued_at_ms=int(reply[2]),
-            attempt=int(reply[3]),
-            late=int(reply[4]) == 1,
-            replay=int(reply[5]) == 1,
-            received_at_ms=int(reply[6]),
-            first_failure_ms=int(reply[7]),
-            handler=_text(reply[8]),
-            source=_text(reply[9]),
-            ordering_key=_text(reply[10]),
-        )
+        return _claim(shard, pid, token, reply)
 
     def complete(
         self,
@@ -213,20 +201,28 @@ class Store:
         *,
         wake: bool,
         skipped_record: bytes | None = None,
+        claim_next: bool = False,
     ) -> Settled:
+        """Record the head event done (or skipped); with `claim_next`, lease the next one if it is runnable."""
         pk = keys.pair_keys(claim.shard, claim.pid)
         dk = keys.DeadLetterKeys(claim.shard)
         member = f"{claim.pid}:{claim.event_id}"
         reply = self._run(
             "complete",
-            [pk.pair, pk.queue, pk.state, pk.due, pk.stats, dk.skipped, dk.records],
+            [*_pair(pk), dk.skipped, dk.records],
             [
                 claim.pid, claim.token, claim.event_id, now_ms, self.window_ms, self.grace_ms,
                 self.dedupe_ttl_ms, int(claim.late), int(wake),
                 "skipped" if skipped_record is not None else "done", member, skipped_record or b"",
+                int(claim_next), self.lease_ms,
             ],
         )  # fmt: skip
-        return _settled(reply)
+        settled = _settled(reply)
+        if len(reply) > 3:
+            next_claim = _claim(claim.shard, claim.pid, claim.token, reply[3:])
+            if isinstance(next_claim, Claim):
+                return Settled(settled.outcome, settled.next_due_ms, settled.wake, next_claim)
+        return settled
 
     def fail(
         self,
@@ -242,7 +238,7 @@ class Store:
         dk = keys.DeadLetterKeys(claim.shard)
         reply = self._run(
             "fail",
-            [pk.pair, pk.queue, pk.state, pk.due, pk.stats, dk.dead, dk.records],
+            [*_pair(pk), dk.dead, dk.records],
             [
                 claim.pid, claim.token, claim.event_id, now_ms, self.window_ms, self.grace_ms,
                 self.dedupe_ttl_ms, int(claim.late), int(wake), retry_at_ms, max_attempts,
@@ -253,7 +249,7 @@ class Store:
 
     def renew(self, shard: int, pid: str, token: str, now_ms: int) -> bool:
         pk = keys.pair_keys(shard, pid)
-        reply = self._run("renew", [pk.pair, pk.queue, pk.state, pk.due, pk.stats], [pid, token, now_ms, self.lease_ms])
+        reply = self._run("renew", _pair(pk), [pid, token, now_ms, self.lease_ms])
         return bool(reply)
 
     def sweep(self, shard: int, now_ms: int, limit: int = 500) -> list[str]:
@@ -288,20 +284,33 @@ class Store:
         return {_text(k): v for k, v in found.items()}
 
     def replay(self, shard: int, member: str, record: dict[str, Any], now_ms: int, *, from_dead: bool) -> bool:
-        """Put a dead letter (or skipped late event) back in its handler's queue; True if it was there."""
+        """Put a dead letter (or skipped late event) back in its handler's queue; True if it was there.
+
+        Raises `ArchiveExpired` when the event's bytes are past retention (nothing is changed then).
+        """
         pid, event_id = member.split(":", 1)
+        archive = self.archived(record["source"], event_id)
+        if archive is None:
+            raise ArchiveExpired(f"event {event_id} is past retention: its bytes are gone")
+        message = encode_message(
+            QueuedEvent(
+                source=archive["source"].decode(),
+                event_id=event_id,
+                event_type=archive["type"].decode(),
+                signed_at_ms=int(archive["signed"]),
+                received_at_ms=int(archive["received"]),
+                raw=archive["raw"],
+            )
+        )
         pk = keys.pair_keys(shard, pid)
         dk = keys.DeadLetterKeys(shard)
         reply = self._run(
             "replay",
-            [
-                pk.pair, pk.queue, pk.state, pk.due, pk.stats, dk.dead if from_dead else dk.skipped, dk.records,
-                pk.got_prefix + event_id,
-            ],
+            [*_pair(pk), dk.dead if from_dead else dk.skipped, dk.records, pk.got_prefix + event_id],
             [
                 pid, event_id, int(record["issued_at_ms"]), now_ms, self.window_ms, self.grace_ms, member,
                 record["handler"], record["source"], record["ordering_key"], 0 if record.get("ordered", True) else 1,
-                self.dedupe_ttl_ms, "dead" if from_dead else "skipped",
+                self.dedupe_ttl_ms, "dead" if from_dead else "skipped", message,
             ],
         )  # fmt: skip
         return int(reply[0]) == 1
@@ -322,6 +331,32 @@ class Store:
             if str(exc).startswith(("MISCONF", "OOM", "READONLY", "LOADING", "MASTERDOWN", "NOREPLICAS")):
                 raise StoreUnavailable(f"redis: {exc}") from exc
             raise
+
+
+def _pair(pk: keys.PairKeys) -> list[str]:
+    return [pk.pair, pk.queue, pk.state, pk.due, pk.stats, pk.body]
+
+
+def _claim(shard: int, pid: str, token: str, reply: Any) -> Claim | str:
+    status = _text(reply[0])
+    if status != "claimed":
+        return status
+    return Claim(
+        shard=shard,
+        pid=pid,
+        token=token,
+        event_id=_text(reply[1]),
+        issued_at_ms=int(reply[2]),
+        attempt=int(reply[3]),
+        late=int(reply[4]) == 1,
+        replay=int(reply[5]) == 1,
+        received_at_ms=int(reply[6]),
+        first_failure_ms=int(reply[7]),
+        handler=_text(reply[8]),
+        source=_text(reply[9]),
+        ordering_key=_text(reply[10]),
+        message=reply[11] if isinstance(reply[11], bytes) else str(reply[11]).encode(),
+    )
 
 
 def _settled(reply: Any) -> Settled:

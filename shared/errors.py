@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Literal
 
 __all__ = [
+    "ArchiveExpired",
     "ConfigError",
     "EnvelopeError",
     "EnvelopeReason",
@@ -66,6 +67,10 @@ class WireFormatError(HookyardError):
 
 class StoreUnavailable(HookyardError):
     """Redis did not acknowledge a step in time; the caller may retry, nothing was confirmed."""
+
+
+class ArchiveExpired(HookyardError):
+    """An event's archived bytes are past retention, so it cannot be inspected or replayed."""
 
 
 class RegistrationError(HookyardError):

@@ -84,7 +84,7 @@ def event_keys(source: str, event_id: str) -> EventKeys:
 class PairKeys:
     """Keys of one (handler, source, ordering key) and of the shard it lives in."""
 
-    __slots__ = ("due", "got_prefix", "pair", "queue", "shard", "state", "stats")
+    __slots__ = ("body", "due", "got_prefix", "pair", "queue", "shard", "state", "stats")
 
     def __init__(self, shard: int, pid: str) -> None:
         tag = shard_tag(shard)
@@ -92,6 +92,7 @@ class PairKeys:
         self.pair = f"{tag}:pair:{pid}"  # hash: handler, source, key, lease token/expiry, last delivered
         self.queue = f"{tag}:q:{pid}"  # zset of event ids by issued time (ties by id)
         self.state = f"{tag}:st:{pid}"  # hash event id -> delivery state of that event for this handler
+        self.body = f"{tag}:body:{pid}"  # hash event id -> the queued message, while the event is pending
         self.got_prefix = f"{tag}:got:{pid}:"  # + event id: "admitted once" marker, TTL = dedupe window
         self.due = due_key(shard)  # zset pair id -> when it next needs a runner
         self.stats = stats_key(shard)  # hash pending:<handler>, dead:<handler>, skipped:<handler> counters

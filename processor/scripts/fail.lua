@@ -1,5 +1,5 @@
 -- Record a failed attempt by the lease holder: schedule the retry, or after the last attempt move the event to
--- the shard's dead letters so the key moves on. KEYS[6] dead zset, KEYS[7] records hash.
+-- the shard's dead letters so the key moves on. KEYS[7] dead zset, KEYS[8] records hash.
 -- ARGV: pid, token, event id, now, window ms, wake grace ms, idle ttl ms, late (0/1), allow wake (0/1),
 --       retry at ms, max attempts, record member, record json
 -- Returns {'fenced'} | {'retry' | 'dead', next due (-1 = none), wake}
@@ -19,8 +19,9 @@ if score then
     local handler = redis.call('HGET', K.pair, 'handler') or '?'
     redis.call('ZREM', K.queue, eid)
     redis.call('HDEL', K.state, eid)
-    redis.call('ZADD', KEYS[6], now, ARGV[12])
-    redis.call('HSET', KEYS[7], ARGV[12], ARGV[13])
+    redis.call('HDEL', K.body, eid)
+    redis.call('ZADD', KEYS[7], now, ARGV[12])
+    redis.call('HSET', KEYS[8], ARGV[12], ARGV[13])
     if ARGV[8] == '0' then advance(tonumber(score), eid) end
     count('pending:' .. handler, -1)
     count('dead:' .. handler, 1)

@@ -1,7 +1,8 @@
--- Shared by every pair script (prepended by processor/scripts.py). Pair scripts take
+-- Shared by every pair script (prepended by processor/store.py). Pair scripts take
 --   KEYS[1] pair hash   KEYS[2] queue zset   KEYS[3] state hash   KEYS[4] shard due zset   KEYS[5] shard stats hash
+--   KEYS[6] body hash (event id -> the queued message, kept while pending so a run needs no other read)
 -- and may name further keys of the same shard after those. Every key shares the shard's hash tag.
-local K = {pair = KEYS[1], queue = KEYS[2], state = KEYS[3], due = KEYS[4], stats = KEYS[5]}
+local K = {pair = KEYS[1], queue = KEYS[2], state = KEYS[3], due = KEYS[4], stats = KEYS[5], body = KEYS[6]}
 
 local function fmt(n)
   return string.format('%.0f', n)
@@ -99,7 +100,7 @@ end
 local function settle_if_empty(due, idle_ttl)
   if due ~= -1 then return end
   if redis.call('HGET', K.pair, 'ephemeral') == '1' then
-    redis.call('DEL', K.pair, K.queue, K.state)
+    redis.call('DEL', K.pair, K.queue, K.state, K.body)
   else
     redis.call('PEXPIRE', K.pair, idle_ttl)
   end
@@ -107,4 +108,37 @@ end
 
 local function count(field, by)
   redis.call('HINCRBY', K.stats, field, by)
+end
+
+-- Take the pair's head event for one run under a lease (token + expiry) that fences every later write.
+-- Returns {'busy'} | {'empty'} | {'not_due', at} | {'claimed', event id, issued, attempt, late, replay,
+-- received, first_failure, handler, source, key, message}.
+local function try_claim(pid, token, now, lease, window, grace, idle_ttl)
+  local lease_until = tonumber(redis.call('HGET', K.pair, 'lease_until') or '0')
+  if lease_until > now then
+    return {'busy'}
+  end
+  redis.call('HDEL', K.pair, 'woken_until', 'token', 'lease_until')
+  local head = redis.call('ZRANGE', K.queue, 0, 0, 'WITHSCORES')
+  if #head == 0 then
+    local r = rearm(pid, now, window, grace, 0)
+    settle_if_empty(r[1], idle_ttl)
+    return {'empty'}
+  end
+  local eid, score = head[1], tonumber(head[2])
+  local st = read_state(eid)
+  local at = runnable_at(st, window)
+  if at > now then
+    redis.call('ZADD', K.due, at, pid)
+    return {'not_due', fmt(at)}
+  end
+  st.attempts = st.attempts + 1
+  write_state(eid, st)
+  redis.call('HSET', K.pair, 'token', token, 'lease_until', fmt(now + lease))
+  redis.call('ZADD', K.due, now + lease, pid)
+  local meta = redis.call('HMGET', K.pair, 'handler', 'source', 'okey')
+  return {
+    'claimed', eid, fmt(score), st.attempts, is_late(score, eid), st.replay, fmt(st.received), fmt(st.first_fail),
+    meta[1], meta[2], meta[3], redis.call('HGET', K.body, eid) or '',
+  }
 end
