@@ -33,7 +33,7 @@ def load_handlers(settings: Settings, registry: Registry = default_registry) -> 
     """Import every configured handler module; the decorators register into `registry`."""
     if settings.log_events:
         _import(BUILTIN_LOG_MODULE, "built-in (HOOKYARD_LOG_EVENTS)", registry)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    for ep in entry_points(group=ENTRY_POINT_GROUP) if settings.entry_points else ():
         registry.origin = f"entry point {ep.name} = {ep.value}"
         try:
             loaded = ep.load()

@@ -155,6 +155,7 @@ class Settings:
     workers: int = 1
     worker_threads: int = 8
     handler_modules: tuple[str, ...] = ()
+    entry_points: bool = True
     log_events: bool = False
     dedupe_ttl_s: float = 7 * 86400.0
     retention_s: float = 7 * 86400.0
@@ -196,6 +197,7 @@ class Settings:
             workers=read.integer("HOOKYARD_WORKERS", 1, minimum=1, maximum=256),
             worker_threads=read.integer("HOOKYARD_WORKER_THREADS", 8, minimum=1, maximum=512),
             handler_modules=read.csv("HOOKYARD_HANDLERS"),
+            entry_points=read.flag("HOOKYARD_ENTRY_POINTS", True),
             log_events=read.flag("HOOKYARD_LOG_EVENTS", False),
             dedupe_ttl_s=read.duration("HOOKYARD_DEDUPE_TTL", 7 * 86400.0, minimum=60.0),
             retention_s=read.duration("HOOKYARD_RETENTION", 7 * 86400.0, minimum=60.0),

@@ -46,6 +46,7 @@ def stack(redis_url: str) -> Iterator[str]:
         "HOOKYARD_HANDLERS": "tests.fixtures.ledger_handlers",
         "HOOKYARD_WORKER_METRICS_PORT": "0",
         "HOOKYARD_LOG_LEVEL": "warning",
+        "HOOKYARD_ENTRY_POINTS": "false",
         "PYTHONPATH": str(ROOT),
     }
     procs = [
@@ -96,6 +97,7 @@ def test_a_signed_delivery_reaches_the_handler_with_every_field(stack: str, redi
         assert seen["issued_at"] == seen["signed_at"]
     assert datetime.fromisoformat(seen["received_at"]) >= before.replace(microsecond=0)
     assert (seen["late"], seen["attempt"]) == (False, 1)
+
     # Once both deliveries are ingested and nothing is due anywhere, no further run can happen
     def settled() -> bool:
         due = sum(redis_client.zcard(keys.due_key(shard)) for shard in range(keys.SHARDS))

@@ -53,6 +53,7 @@ class Processor:
             "HOOKYARD_WORKER_METRICS_PORT": "0",
             "HOOKYARD_LOG_FORMAT": "json",
             "HOOKYARD_LOG_LEVEL": "warning",
+            "HOOKYARD_ENTRY_POINTS": "false",
             "PYTHONPATH": str(ROOT),
             **(extra or {}),
         }
