@@ -7,17 +7,20 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
 .PHONY: help install run test test-only lint fmt typecheck bench chaos clean
+.PHONY: tools
 
 help:
 	@echo "make run        start embedded Redis (unless REDIS_URL is set), receiver and workers"
 	@echo "make test       lint + typecheck + the whole test suite"
 	@echo "make chaos      the full chaos run (10,000 events, kills; CHAOS_ARGS='--events N --seed S')"
 	@echo "make lint | fmt | typecheck | bench | clean"
+	@echo "make tools      promtool + prometheus for tests/deploy (Debian package; installed when missing and root)"
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt examples/directory-mirror/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]' \
+		-e examples/directory-mirror
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -27,7 +30,7 @@ run: $(STAMP)
 
 test: lint typecheck test-only
 
-test-only: $(STAMP)
+test-only: $(STAMP) tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -49,3 +52,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .hookyard .mypy_cache .ruff_cache
+
+# promtool and prometheus for tests/deploy: installed from Debian's package when missing and run as root,
+# never started as a service; otherwise a loud note (the tests then fail in CI and skip elsewhere).
+tools:
+	@sh tests/deploy/install_tools.sh

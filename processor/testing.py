@@ -30,9 +30,10 @@ from processor.runner import LeaseKeeper, Runner
 from processor.store import Store
 from shared import keys
 from shared.embedded_redis import EmbeddedRedis
+from shared.samples import sample_event
 from shared.wire import QueuedEvent, encode_message
 
-__all__ = ["Harness", "ManualClock"]
+__all__ = ["Harness", "ManualClock", "sample_event"]
 
 _START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: far from any real sample's created_at
 
