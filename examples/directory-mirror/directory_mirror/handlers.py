@@ -16,7 +16,7 @@ def database() -> sqlite3.Connection:
     """One connection per worker thread (sqlite3 connections are not shared across threads)."""
     conn: sqlite3.Connection | None = getattr(_local, "conn", None)
     if conn is None:
-        conn = sqlite3.connect(os.environ.get("DIRECTORY_MIRROR_DB", "directory-mirror.sqlite3"), timeout=5)
+        conn = sqlite3.connect(os.environ.get("DIRECTORY_MIRROR_DB", ":memory:"), timeout=5)
         conn.executescript(
             """
             CREATE TABLE IF NOT EXISTS users (
