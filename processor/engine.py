@@ -38,6 +38,7 @@ log = get_logger("hookyard.engine")
 ACTOR_NAME = "hookyard.run_pairs"
 QUEUE_NAME = "hookyard"
 DRAMATIQ_NAMESPACE = "hookyard-dramatiq"
+WAKE_QUEUE_KEY = f"{DRAMATIQ_NAMESPACE}:{QUEUE_NAME}"  # the list of message ids Dramatiq's Redis broker keeps
 _MAX_PAIRS_PER_MESSAGE = 32
 
 
@@ -144,6 +145,7 @@ class ProcessorLoops(dramatiq.Middleware):
         self.engine = engine
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._worker_id = f"{socket.gethostname()}:{os.getpid()}"
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self.start()
@@ -201,17 +203,25 @@ class ProcessorLoops(dramatiq.Middleware):
 
         self._guarded(step)
 
-    def _sweep_loop(self) -> None:
+    def sweep_once(self) -> int:
+        """Heartbeat, then wake every pair that is due; returns how many pairs were woken."""
         engine = self.engine
-        interval = engine.settings.sweep_interval_s
+        engine.store.heartbeat(self._worker_id, engine.clock_ms())
+        # Backpressure: while plenty of wake-ups wait in Dramatiq's queue (threads busy with slow handlers),
+        # sending more would only pile up no-op messages; due pairs stay due and are found next round.
+        enough_queued = 4 * engine.settings.worker_threads * engine.settings.workers
+        if engine.store.queued_wakeups(WAKE_QUEUE_KEY) >= enough_queued:
+            return 0
+        wake = engine.store.sweep_all(engine.clock_ms())
+        if wake:
+            engine.send_wake(wake, "sweep")
+        return len(wake)
 
-        worker = f"{socket.gethostname()}:{os.getpid()}"
+    def _sweep_loop(self) -> None:
+        interval = self.engine.settings.sweep_interval_s
 
         def step() -> float:
-            engine.store.heartbeat(worker, engine.clock_ms())
-            wake = engine.store.sweep_all(engine.clock_ms())
-            if wake:
-                engine.send_wake(wake, "sweep")
+            self.sweep_once()
             return interval
 
         self._guarded(step)

@@ -269,6 +269,10 @@ class Store:
         replies = self._call(pipe.execute)
         return [(shard, _text(pid)) for shard, reply in enumerate(replies) for pid in reply]
 
+    def queued_wakeups(self, queue_key: str) -> int:
+        """How many wake-up messages wait in Dramatiq's queue (for the sweep's backpressure)."""
+        return int(self._call(self.client.llen, queue_key))
+
     def heartbeat(self, worker: str, now_ms: int) -> None:
         """Say this worker is alive (for `hookyard_workers_alive` and `hookyard stats`)."""
         pipe = self.client.pipeline(transaction=False)
