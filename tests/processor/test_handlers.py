@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -16,7 +16,7 @@ from shared.settings import Settings
 
 
 def make_event(etype: str, data: dict[str, Any]) -> Event:
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
     return Event("event_1", etype, data, "workos", None, now, now, now, b"{}")
 
 

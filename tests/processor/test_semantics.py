@@ -208,7 +208,9 @@ def test_async_handlers_are_awaited(registry: Registry, yard: Harness) -> None:
 def test_event_fields(registry: Registry, yard: Harness) -> None:
     seen: list[Event] = []
     registry.handler("dsync.*")(seen.append)
-    body = b'{"id": "event_9", "event": "dsync.user.created", "data": {"id": "u"}, "created_at": "2025-05-01 10:00:00.5"}'
+    body = (
+        b'{"id": "event_9", "event": "dsync.user.created", "data": {"id": "u"}, "created_at": "2025-05-01 10:00:00.5"}'
+    )
     yard.deliver(body, source="workos")
     yard.run()
     [event] = seen
