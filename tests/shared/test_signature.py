@@ -101,9 +101,7 @@ def sdk_webhooks() -> Iterator[Any]:
 
 def _sdk_accepts(webhooks: Any, body: bytes, header: str, secret: bytes, tolerance_s: int) -> bool:
     try:
-        webhooks.verify_header(
-            event_body=body, event_signature=header, secret=secret.decode(), tolerance=tolerance_s
-        )
+        webhooks.verify_header(event_body=body, event_signature=header, secret=secret.decode(), tolerance=tolerance_s)
     except ValueError:
         return False
     return True
@@ -335,9 +333,7 @@ def test_another_secret_never_verifies(body: bytes, secret: bytes, other: bytes)
 
 @PROPERTY
 @given(body=st.binary(max_size=64), secret=st.binary(max_size=16), timestamp_ms=TIMESTAMPS)
-def test_canonical_fast_path_agrees_with_the_tolerant_parser(
-    body: bytes, secret: bytes, timestamp_ms: int
-) -> None:
+def test_canonical_fast_path_agrees_with_the_tolerant_parser(body: bytes, secret: bytes, timestamp_ms: int) -> None:
     # WorkOS's exact format takes a fast path; the same fields in another shape take the general parser.
     header = sign(body, secret, timestamp_ms)
     reshaped = header.replace(", ", ",")
