@@ -108,7 +108,7 @@ class Engine:
 
     def _run_pairs(self, shard: int, pids: list[str]) -> None:
         try:
-            self.runner.run_pairs(shard, pids)
+            self.runner.run_pairs(shard, pids)  # the count is for tests and the harness
         except StoreUnavailable as exc:
             # Whatever was claimed stays leased until it expires; the sweep then hands it to a runner again.
             log.warning("run.store_unavailable", shard=shard, pairs=len(pids), error=str(exc)[:200])

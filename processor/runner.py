@@ -104,16 +104,31 @@ class Runner:
         self._loops: list[asyncio.AbstractEventLoop] = []
         self._loops_lock = threading.Lock()
 
-    def run_pairs(self, shard: int, pids: list[str]) -> None:
-        for pid in pids:
-            self.run_pair(shard, pid)
+    def run_pairs(self, shard: int, pids: list[str]) -> int:
+        """Run the pairs of one wake-up: their first claims go in one round trip, then each pair in turn.
 
-    def run_pair(self, shard: int, pid: str) -> int:
-        """Run the pair's runnable events (up to the budget); returns how many were settled."""
+        Returns how many runs settled.
+        """
         token = uuid.uuid4().hex
+        if len(pids) == 1:
+            return self.run_pair(shard, pids[0], token=token)
+        claims = [c for c in self.store.claim_many(shard, pids, token, self.clock_ms()) if isinstance(c, Claim)]
+        # Leases taken up front must be renewed while they wait their turn, or a slow first handler could let a
+        # later one lapse and another runner would run that event at the same time as we do.
+        for claim in claims:
+            self.lease_keeper.hold(claim)
+        try:
+            return sum(self.run_pair(shard, claim.pid, token=token, first=claim) for claim in claims)
+        finally:
+            for claim in claims:
+                self.lease_keeper.release(claim)
+
+    def run_pair(self, shard: int, pid: str, *, token: str | None = None, first: Claim | None = None) -> int:
+        """Run the pair's runnable events (up to the budget); returns how many were settled."""
+        token = token or uuid.uuid4().hex
         deadline = time.monotonic() + self.budget_s
         settled_count = 0
-        claim = self.store.claim(shard, pid, token, self.clock_ms())
+        claim = first if first is not None else self.store.claim(shard, pid, token, self.clock_ms())
         while isinstance(claim, Claim):
             settled_count += 1
             more = settled_count < self.budget_events and time.monotonic() < deadline

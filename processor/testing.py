@@ -151,8 +151,14 @@ class Harness:
         self.wakes.extend(self.store.sweep_all(self.clock()))
         settled = 0
         while self.wakes:
-            shard, pid = self.wakes.pop(0)
-            settled += self.runner.run_pair(shard, pid)
+            # As the workers do: one wake-up per shard, naming several pairs.
+            by_shard: dict[int, list[str]] = {}
+            for shard, pid in self.wakes:
+                if pid not in by_shard.setdefault(shard, []):
+                    by_shard[shard].append(pid)
+            self.wakes = []
+            for shard, pids in sorted(by_shard.items()):
+                settled += self.runner.run_pairs(shard, pids)
             if not self.wakes:
                 self.wakes.extend(self.store.sweep_all(self.clock()))
         return settled
