@@ -146,6 +146,9 @@ class ProcessorLoops(dramatiq.Middleware):
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        # A worker process is the stand-by ingester: the supervisor's dedicated ingester process normally holds
+        # the lease, and a worker only competes for it after this delay (or once that lease lapses).
+        self.ingest_delay_s = 0.0
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self.start()
@@ -153,15 +156,15 @@ class ProcessorLoops(dramatiq.Middleware):
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self.stop()
 
-    def start(self) -> None:
+    def start(self, *, ingest_only: bool = False) -> None:
+        """Start the loops: all three in a worker; only ingestion in the dedicated ingester process."""
         if self._threads:
             return
         self._stop.clear()
-        for name, target in (
-            ("hookyard-ingest", self._ingest_loop),
-            ("hookyard-sweep", self._sweep_loop),
-            ("hookyard-leases", self._lease_loop),
-        ):
+        loops = [("hookyard-ingest", self._ingest_loop)]
+        if not ingest_only:
+            loops += [("hookyard-sweep", self._sweep_loop), ("hookyard-leases", self._lease_loop)]
+        for name, target in loops:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -190,6 +193,8 @@ class ProcessorLoops(dramatiq.Middleware):
         # BLPOP needs a connection of its own, with a socket timeout longer than the block.
         blocking = redis.Redis(connection_pool=engine.client.connection_pool)
         idle_wait = min(1.0, engine.settings.sweep_interval_s)
+        if self._stop.wait(self.ingest_delay_s):
+            return
 
         def step() -> float:
             result = engine.ingester.ingest_once()

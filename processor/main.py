@@ -1,5 +1,6 @@
 """`python -m processor`: the worker supervisor. Checks that every handler imports, serves the workers' merged
-Prometheus metrics, and keeps `HOOKYARD_WORKERS` worker processes running (restarting any that die)."""
+Prometheus metrics, and keeps `HOOKYARD_WORKERS` worker processes and one dedicated ingester process running
+(restarting any that die)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,8 @@ def main() -> int:
         MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
         registry.register(BacklogCollector(client, wall_ms))
         start_http_server(settings.worker_metrics_port, addr=settings.host, registry=registry)
-    children = [
+    children = [ChildSpec("ingester", [sys.executable, "-m", "processor.worker", "--ingester"], env)]
+    children += [
         ChildSpec(f"worker-{i}", [sys.executable, "-m", "processor.worker"], env) for i in range(settings.workers)
     ]
     log.info(

@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 _PAIR_SCRIPTS = ("admit", "claim", "complete", "fail", "renew", "replay")
-_PLAIN_SCRIPTS = ("admit_event", "sweep", "inbox_ack", "inbox_lease")
+_PLAIN_SCRIPTS = ("admit_events", "sweep", "inbox_ack", "inbox_lease")
 
 
 def _load(name: str) -> str:
@@ -141,45 +141,51 @@ class Store:
         self._call(client.blpop, [keys.INBOX_WAKE], timeout=timeout_s)
 
     def admit(self, batch: Sequence[Admission], now_ms: int) -> tuple[list[bool], list[tuple[int, str]]]:
-        """Admit a batch in one round trip: per event whether it was new, and the pairs to wake now."""
-        pipe = self.client.pipeline(transaction=False)
-        admit_event, admit = self._scripts["admit_event"], self._scripts["admit"]
-        for item in batch:
+        """Admit a batch in one round trip: per event whether it was new, and the pairs to wake now.
+
+        One script call per event shard (dedupe marker + archive) and one per pair shard (queues). Admission of
+        each (pair, event) is idempotent on its own, so a crash before the inbox is trimmed is repaired by
+        admitting the same messages again.
+        """
+        events: dict[int, tuple[list[str], list[Any], list[int]]] = {}
+        pairs: dict[int, tuple[list[str], list[Any], list[tuple[int, str]]]] = {}
+        for index, item in enumerate(batch):
             ek = keys.event_keys(item.source, item.event_id)
-            targets = ",".join(t.handler for t in item.targets)
-            admit_event(
-                keys=[ek.seen, ek.archive, ek.index],
-                args=[
-                    self.dedupe_ttl_ms, self.retention_ms, item.received_at_ms,
-                    f"{item.source}:{item.event_id}", item.raw, item.source, item.event_type,
-                    item.signed_at_ms, item.issued_at_ms, targets,
-                ],
-                client=pipe,
+            ev_keys, ev_args, ev_items = events.setdefault(ek.shard, ([ek.index], [], []))
+            ev_keys += (ek.seen, ek.archive)
+            ev_args += (
+                item.received_at_ms, f"{item.source}:{item.event_id}", item.raw, item.source, item.event_type,
+                item.signed_at_ms, item.issued_at_ms, ",".join(t.handler for t in item.targets),
             )  # fmt: skip
-            # Admission of each target is idempotent on its own, so a crash between these calls (before the
-            # inbox is acknowledged) is repaired by admitting the same message again.
+            ev_items.append(index)
             for t in item.targets:
                 pk = keys.pair_keys(t.shard, t.pid)
-                admit(
-                    keys=[*_pair(pk), pk.got_prefix + item.event_id],
-                    args=[
-                        t.pid, item.event_id, item.issued_at_ms, item.received_at_ms, now_ms, self.window_ms,
-                        self.grace_ms, self.dedupe_ttl_ms, t.handler, item.source, t.ordering_key,
-                        0 if t.ordered else 1, item.message,
-                    ],
-                    client=pipe,
+                p_keys, p_args, p_items = pairs.setdefault(t.shard, ([pk.due, pk.stats], [], []))
+                p_keys += (pk.pair, pk.queue, pk.state, pk.body, pk.got_prefix + item.event_id)
+                p_args += (
+                    t.pid, item.event_id, item.issued_at_ms, item.received_at_ms, t.handler, item.source,
+                    t.ordering_key, 0 if t.ordered else 1, item.message,
                 )  # fmt: skip
+                p_items.append((t.shard, t.pid))
+        pipe = self.client.pipeline(transaction=False)
+        for ev_keys, ev_args, _ in events.values():
+            self._scripts["admit_events"](
+                keys=ev_keys, args=[self.dedupe_ttl_ms, self.retention_ms, *ev_args], client=pipe
+            )
+        for p_keys, p_args, _ in pairs.values():
+            self._scripts["admit"](
+                keys=p_keys, args=[now_ms, self.window_ms, self.grace_ms, self.dedupe_ttl_ms, *p_args], client=pipe
+            )
         replies = self._call(pipe.execute)
-        fresh: list[bool] = []
+        fresh = [False] * len(batch)
+        for (_, _, ev_items), reply in zip(events.values(), replies, strict=False):
+            for index, flag in zip(ev_items, reply, strict=True):
+                fresh[index] = bool(flag)
         wake: list[tuple[int, str]] = []
-        at = 0
-        for item in batch:
-            fresh.append(bool(replies[at]))
-            at += 1
-            for t in item.targets:
-                if int(replies[at][2]) == 1:
-                    wake.append((t.shard, t.pid))
-                at += 1
+        for (_, _, p_items), reply in zip(pairs.values(), replies[len(events) :], strict=True):
+            for n, target in enumerate(p_items):
+                if int(reply[n * 3 + 2]) == 1:
+                    wake.append(target)
         return fresh, wake
 
     # -- running --------------------------------------------------------------------------------------------

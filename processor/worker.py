@@ -29,9 +29,31 @@ log = get_logger("hookyard.worker")
 _CONSUMER_IDLE_MS = 100
 
 
-def serve(settings: Settings, stop: threading.Event) -> None:
+#: Workers leave the ingest lease to the dedicated ingester for this long after they start.
+STANDBY_INGEST_DELAY_S = 3.0
+
+
+def serve_ingester(settings: Settings, stop: threading.Event) -> None:
+    """Run the dedicated ingester until `stop` is set.
+
+    Ingestion is one lease holder at a time; in a process of its own it does not compete for the GIL with the
+    handler threads. Workers stand by: if this process dies, one of them takes the lease over when it lapses.
+    """
+    engine = Engine(settings, default_registry, metrics=WorkerMetrics())
+    engine.loops.start(ingest_only=True)
+    log.info("ingester.started", pid=os.getpid())
+    try:
+        stop.wait()
+    finally:
+        engine.close()
+        log.info("ingester.stopped", pid=os.getpid())
+
+
+def serve(settings: Settings, stop: threading.Event, *, standby_ingest: bool = False) -> None:
     """Run one worker until `stop` is set; handlers must already be registered in the default registry."""
     engine = Engine(settings, default_registry, metrics=WorkerMetrics())
+    if standby_ingest:
+        engine.loops.ingest_delay_s = STANDBY_INGEST_DELAY_S
     worker = dramatiq.Worker(engine.broker, worker_threads=settings.worker_threads, worker_timeout=_CONSUMER_IDLE_MS)
     worker.start()
     log.info(
@@ -49,7 +71,9 @@ def serve(settings: Settings, stop: threading.Event) -> None:
         log.info("worker.stopped", pid=os.getpid())
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    ingester = args == ["--ingester"]
     try:
         settings = Settings.from_env(os.environ, require_secret=False)
     except ConfigError as exc:
@@ -68,7 +92,10 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    serve(settings, stop)
+    if ingester:
+        serve_ingester(settings, stop)
+    else:
+        serve(settings, stop, standby_ingest=True)
     return 0
 
 

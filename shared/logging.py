@@ -35,6 +35,7 @@ def _stdlib_logger_name(logger: Any, method: str, event: MutableMapping[str, Any
 
 
 _batched_writer: BatchedLineWriter | None = None
+_generation = 0  # bumped by configure_logging: named loggers re-bind to the new configuration
 _batched_active = False
 _active_level = logging.INFO
 
@@ -47,7 +48,8 @@ def configure_logging(
     `batched` (JSON to stderr only) writes lines in batches instead of one flushed write per line: for the
     receiver's per-request access log (see shared/log_writer.py for the trade-off).
     """
-    global _batched_writer, _batched_active, _active_level
+    global _batched_writer, _batched_active, _active_level, _generation
+    _generation += 1
     out = stream if stream is not None else sys.stderr
     use_console = fmt == "console" or (fmt == "auto" and out.isatty())
     renderer: Any = (
@@ -116,7 +118,33 @@ def json_line_sink(name: str, level: str = "info") -> Callable[[dict[str, Any]],
     return write
 
 
+class _NamedLogger:
+    """A named logger that binds itself once per logging configuration.
+
+    structlog's lazy proxy re-binds on every call (so a later `configure_logging` is honoured); that cost is paid
+    per log call, even for a filtered-out `debug` on a hot path. This binds once per configuration instead.
+    """
+
+    __slots__ = ("_bound", "_generation", "_name")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._bound: Any = None
+        self._generation = -1
+
+    def _logger(self) -> Any:
+        if self._generation != _generation:
+            self._bound = structlog.get_logger(logger_name=self._name).bind()
+            self._generation = _generation
+        return self._bound
+
+    def bind(self, **values: Any) -> Any:
+        return self._logger().bind(**values)
+
+    def __getattr__(self, method: str) -> Any:
+        return getattr(self._logger(), method)
+
+
 def get_logger(name: str) -> Any:
-    """A named structlog logger (`logger_name=` is on every line)."""
-    # Lazy: binding now would freeze the configuration in force at import time, before configure_logging runs.
-    return structlog.get_logger(logger_name=name)
+    """A named structlog logger (`logger_name=` is on every line), honouring later `configure_logging` calls."""
+    return _NamedLogger(name)

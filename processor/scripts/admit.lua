@@ -1,18 +1,38 @@
--- Admit one event into one handler's queue for its ordering key, at most once per (pair, event) within the
--- dedupe window. KEYS[7] = the "admitted" marker of this (pair, event).
--- ARGV: pid, event id, issued ms, received ms, now, window ms, wake grace ms, dedupe ttl ms,
---       handler, source, ordering key, ephemeral (1 = unordered pair), queued message
--- Returns {admitted (0/1), due, wake}.
-local pid, eid, issued, received = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local now, window, grace, ttl = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
-if not redis.call('SET', KEYS[7], '1', 'NX', 'PX', ttl) then
-  return {0, -1, 0}
+-- Admit a batch of (pair, event) items of one shard into their handlers' queues, each at most once per
+-- (pair, event) within the dedupe window. One call per shard and ingest batch: the per-call cost of a script
+-- is paid once, not per event. Each item is idempotent on its own (its "admitted" marker), so re-admitting a
+-- batch after a crash changes nothing.
+-- KEYS: 1 shard due zset, 2 shard stats hash, then per item: pair, queue, state, body, admitted marker.
+-- ARGV: now, window ms, wake grace ms, dedupe ttl ms, then per item: pid, event id, issued ms, received ms,
+--       handler, source, ordering key, ephemeral (1 = unordered pair), queued message.
+-- Returns per item {admitted (0/1), due, wake}, flattened.
+local now, window, grace, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+K.due, K.stats = KEYS[1], KEYS[2]
+local out = {}
+local n = (#KEYS - 2) / 5
+-- Several events of one pair often come in one batch: re-index each pair once, after its last admission.
+local last_of = {}
+for i = 0, n - 1 do last_of[ARGV[5 + i * 9]] = i end
+for i = 0, n - 1 do
+  local k, a = 3 + i * 5, 5 + i * 9
+  K.pair, K.queue, K.state, K.body = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
+  local pid, eid = ARGV[a], ARGV[a + 1]
+  if redis.call('SET', KEYS[k + 4], '1', 'NX', 'PX', ttl) then
+    redis.call('HSET', K.pair, 'handler', ARGV[a + 4], 'source', ARGV[a + 5], 'okey', ARGV[a + 6],
+      'ephemeral', ARGV[a + 7])
+    redis.call('PERSIST', K.pair)
+    redis.call('ZADD', K.queue, tonumber(ARGV[a + 2]), eid)
+    redis.call('HSET', K.body, eid, ARGV[a + 8])
+    write_state(eid, {received = tonumber(ARGV[a + 3]), not_before = 0, attempts = 0, first_fail = 0,
+      last_fail = 0, replay = 0})
+    count('pending:' .. ARGV[a + 4], 1)
+    out[#out + 1], out[#out + 2], out[#out + 3] = 1, '-1', 0
+  else
+    out[#out + 1], out[#out + 2], out[#out + 3] = 0, '-1', 0
+  end
+  if last_of[pid] == i and redis.call('EXISTS', K.pair) == 1 then
+    local r = rearm(pid, now, window, grace, 1)
+    out[#out - 1], out[#out] = fmt(r[1]), r[2]
+  end
 end
-redis.call('HSET', K.pair, 'handler', ARGV[9], 'source', ARGV[10], 'okey', ARGV[11], 'ephemeral', ARGV[12])
-redis.call('PERSIST', K.pair)
-redis.call('ZADD', K.queue, issued, eid)
-redis.call('HSET', K.body, eid, ARGV[13])
-write_state(eid, {received = received, not_before = 0, attempts = 0, first_fail = 0, last_fail = 0, replay = 0})
-count('pending:' .. ARGV[9], 1)
-local r = rearm(pid, now, window, grace, 1)
-return {1, fmt(r[1]), r[2]}
+return out

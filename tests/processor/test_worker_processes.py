@@ -243,3 +243,40 @@ def test_worker_metrics_are_merged_across_processes(
     assert sample(text, "hookyard_store_up") == 1
     assert 'hookyard_delivery_lag_seconds_bucket{handler="ledger.ordered"' in text
     assert 'hookyard_oldest_pending_age_seconds{handler="ledger.ordered"} 0.0' in text
+
+
+def _children_with(marker: str) -> list[int]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if marker.encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_killing_the_ingester_loses_nothing(
+    redis_url: str, redis_client: redis.Redis, processor_factory: list[Processor]
+) -> None:
+    proc = Processor(redis_url, workers=1)
+    processor_factory.append(proc)
+    messages = _events(200, 10, int(time.time() * 1000))
+    redis_client.rpush(keys.INBOX, *messages[:100])
+    redis_client.rpush(keys.INBOX_WAKE, 1)
+    wait_for(lambda: redis_client.llen(LEDGER) >= 20, 30, "the first events")
+    # When the dedicated ingester is SIGKILLed (mid-batch or between batches)
+    [ingester] = [pid for pid in _children_with("--ingester") if pid != os.getpid()]
+    os.kill(ingester, signal.SIGKILL)
+    redis_client.rpush(keys.INBOX, *messages[100:])
+    redis_client.rpush(keys.INBOX_WAKE, 1)
+    expected = {f"event_{i:05d}" for i in range(200)}
+
+    def all_done() -> bool:
+        rows = ledger(redis_client)
+        return all({r[1] for r in rows if r[0] == n} >= expected for n in ("ledger.ordered", "ledger.unordered"))
+
+    # Then the ingest lease lapses, another process takes it over, and every event is handled once
+    wait_for(all_done, 60, "every event after the ingester died")
+    report = check_ledger(ledger(redis_client), expected)
+    assert report["lost"] == 0 and report["doubled"] == 0 and report["misordered"] == 0, report
