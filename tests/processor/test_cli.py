@@ -1,37 +1,28 @@
-"""The `hookyard` command: `send` signs what the official SDK verifies; `dev` runs everything and stops cleanly."""
+"""The `hookyard` command as a whole — every verb has help, usage errors exit 2, the production verbs exec their
+module — and `dev`, which runs everything and stops cleanly. Each other verb has its own test_cli_<verb>.py."""
 
 from __future__ import annotations
 
 import logging
 import os
-import random
 import signal
 import socket
 import stat
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import httpx
 import orjson
 import pytest
 import structlog
-from workos import WorkOSClient
 
-from processor import cli
-from processor.cli import main
+from processor.cli import dev, main
+from processor.cli.devstate import load_or_create_secret
 from shared.embedded_redis import EmbeddedRedis, free_port
-from shared.samples import EVENT_TYPES, sample_event
-from tests.conftest import SAMPLES, TEST_SECRET
-
-WHEN = datetime(2025, 6, 1, 12, 0, 0, 123_000, tzinfo=UTC)
+from shared.samples import EVENT_TYPES
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float = 20.0, what: str = "condition") -> None:
@@ -41,66 +32,6 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float = 20.0, what: str
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
         time.sleep(0.02)
-
-
-# --- a stand-in receiver that checks signatures with the official SDK -----------------------------------------
-
-
-@dataclass
-class Delivery:
-    body: bytes
-    signature: str
-    verified: bool
-
-
-@dataclass
-class StubReceiver:
-    url: str
-    secret: str
-    status: int = 200
-    deliveries: list[Delivery] = field(default_factory=list)
-
-
-@pytest.fixture
-def stub_receiver() -> Iterator[StubReceiver]:
-    with WorkOSClient(api_key="sk_test_unused") as workos:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
-        stub = StubReceiver(url=f"http://127.0.0.1:{server.server_port}/webhooks/workos", secret=TEST_SECRET)
-        lock = threading.Lock()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                signature = self.headers.get("WorkOS-Signature", "")
-                try:
-                    workos.webhooks.verify_header(
-                        event_body=body, event_signature=signature, secret=stub.secret, tolerance=180
-                    )
-                    verified = True
-                except ValueError:
-                    verified = False
-                with lock:
-                    stub.deliveries.append(Delivery(body, signature, verified))
-                status = stub.status if verified else 401
-                answer = orjson.dumps({"status": "accepted" if status == 200 else "rejected"})
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # keep test output clean
-
-        server.RequestHandlerClass = Handler
-        thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="stub-receiver", daemon=True)
-        thread.start()
-        try:
-            yield stub
-        finally:
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=10)
 
 
 @pytest.fixture(autouse=True)
@@ -127,168 +58,6 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return data_dir
 
 
-def deterministic_samples(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], dict[str, Any]]:
-    rng = random.Random(1234)
-
-    def build(event_type: str) -> dict[str, Any]:
-        return sample_event(event_type, rng=rng, created_at=WHEN)
-
-    monkeypatch.setattr(cli, "sample_event", build)
-    return lambda event_type: sample_event(event_type, rng=random.Random(1234), created_at=WHEN)
-
-
-# --- hookyard send --------------------------------------------------------------------------------------------
-
-
-def test_send_posts_a_sample_the_official_sdk_verifies(
-    env: Path,
-    stub_receiver: StubReceiver,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    monkeypatch.setenv("WORKOS_WEBHOOK_SECRET", TEST_SECRET)
-    expected = deterministic_samples(monkeypatch)("dsync.user.created")
-
-    code = main(["send", "dsync.user.created", "--url", stub_receiver.url])
-
-    assert code == 0
-    [delivery] = stub_receiver.deliveries
-    assert delivery.verified
-    assert delivery.body == orjson.dumps(expected)
-    assert delivery.signature.startswith("t=")
-    assert capsys.readouterr().out == f'200 {expected["id"]} {{"status":"accepted"}}\n'
-
-
-@pytest.mark.parametrize("event_type", EVENT_TYPES)
-def test_send_any_event_type(
-    event_type: str, env: Path, stub_receiver: StubReceiver, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("WORKOS_WEBHOOK_SECRET", TEST_SECRET)
-
-    assert main(["send", event_type, "--url", stub_receiver.url]) == 0
-    [delivery] = stub_receiver.deliveries
-    assert delivery.verified
-    assert orjson.loads(delivery.body)["event"] == event_type
-
-
-def test_send_file_sends_the_bytes_verbatim(
-    env: Path, stub_receiver: StubReceiver, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # Pretty-printed, non-ASCII and a trailing newline: any re-encoding would change the bytes.
-    source = (SAMPLES / "dsync.group.user_added.json").read_bytes().replace(b"Hadley", "Hädley".encode())
-    body_file = env.parent / "event.json"
-    body_file.write_bytes(source + b"\n")
-    monkeypatch.setenv("WORKOS_WEBHOOK_SECRET", TEST_SECRET)
-
-    assert main(["send", "--file", str(body_file), "--url", stub_receiver.url]) == 0
-
-    [delivery] = stub_receiver.deliveries
-    assert delivery.body == source + b"\n"
-    assert delivery.verified
-    assert capsys.readouterr().out.startswith("200 wh_01FMV8XH3S04J3G8QP9DABQSKX ")
-
-
-def test_send_count_sends_distinct_events(
-    env: Path, stub_receiver: StubReceiver, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("WORKOS_WEBHOOK_SECRET", TEST_SECRET)
-
-    assert main(["send", "dsync.group.user_added", "--count", "4", "--url", stub_receiver.url]) == 0
-
-    assert len(stub_receiver.deliveries) == 4
-    assert all(d.verified for d in stub_receiver.deliveries)
-    ids = [orjson.loads(d.body)["id"] for d in stub_receiver.deliveries]
-    assert len(set(ids)) == 4
-    assert [line.split()[:2] for line in capsys.readouterr().out.splitlines()] == [["200", i] for i in ids]
-
-
-def test_send_defaults_to_the_configured_host_and_port(
-    env: Path, stub_receiver: StubReceiver, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("WORKOS_WEBHOOK_SECRET", TEST_SECRET)
-    monkeypatch.setenv("HOOKYARD_HOST", "127.0.0.1")
-    monkeypatch.setenv("HOOKYARD_PORT", stub_receiver.url.split(":")[2].split("/")[0])
-
-    assert main(["send", "connection.activated"]) == 0
-    assert len(stub_receiver.deliveries) == 1
-
-
-def test_send_uses_the_secret_dev_saved_when_none_is_configured(env: Path, stub_receiver: StubReceiver) -> None:
-    env.mkdir()
-    (env / "webhook-secret").write_text("whsec_saved_by_dev_0123\n")
-    stub_receiver.secret = "whsec_saved_by_dev_0123"
-
-    assert main(["send", "dsync.deleted", "--url", stub_receiver.url]) == 0
-    assert stub_receiver.deliveries[0].verified
-
-
-def test_send_signs_with_the_secret_that_outlives_a_rotation(
-    env: Path, stub_receiver: StubReceiver, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("WORKOS_WEBHOOK_SECRET", f"whsec_old_secret_1@2999-01-01T00:00:00Z,{TEST_SECRET}")
-
-    assert main(["send", "dsync.deleted", "--url", stub_receiver.url]) == 0
-    assert stub_receiver.deliveries[0].verified
-
-
-def test_send_secret_flag_wins(env: Path, stub_receiver: StubReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WORKOS_WEBHOOK_SECRET", "whsec_not_this_one")
-    stub_receiver.secret = "whsec_from_the_flag"
-
-    assert main(["send", "dsync.deleted", "--url", stub_receiver.url, "--secret", "whsec_from_the_flag"]) == 0
-    assert stub_receiver.deliveries[0].verified
-
-
-def test_send_exits_1_unless_every_response_is_200(
-    env: Path, stub_receiver: StubReceiver, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("WORKOS_WEBHOOK_SECRET", TEST_SECRET)
-    stub_receiver.status = 503
-
-    assert main(["send", "dsync.user.updated", "--count", "2", "--url", stub_receiver.url]) == 1
-
-    assert len(stub_receiver.deliveries) == 2  # a failure does not stop the rest
-    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == ["503", "503"]
-
-
-def test_send_with_a_wrong_secret_gets_a_rejection(env: Path, stub_receiver: StubReceiver) -> None:
-    assert main(["send", "dsync.user.updated", "--secret", "whsec_wrong_secret", "--url", stub_receiver.url]) == 1
-    assert stub_receiver.deliveries[0].verified is False
-
-
-def test_send_to_nothing_says_so_in_one_line(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    url = f"http://127.0.0.1:{free_port()}/webhooks/workos"
-
-    assert main(["send", "dsync.user.created", "--secret", TEST_SECRET, "--url", url]) == 1
-
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    assert captured.err == f"hookyard send: cannot connect to {url} — is `make run` running?\n"
-
-
-def test_send_without_any_secret_is_a_configuration_error(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["send", "dsync.user.created"]) == 2
-
-    err = capsys.readouterr().err
-    assert err.startswith("hookyard: configuration error: WORKOS_WEBHOOK_SECRET: not set")
-    assert "--secret" in err
-    assert "hookyard dev" in err
-
-
-def test_send_reports_a_bad_setting_by_name(
-    env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("HOOKYARD_PORT", "eighty")
-
-    assert main(["send", "dsync.user.created", "--secret", TEST_SECRET]) == 2
-    assert capsys.readouterr().err.startswith("hookyard: configuration error: HOOKYARD_PORT: ")
-
-
-def test_send_unreadable_file_is_one_line(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["send", "--file", "missing.json", "--secret", TEST_SECRET]) == 1
-    assert capsys.readouterr().err == "hookyard send: cannot read missing.json: No such file or directory\n"
-
-
 @pytest.mark.parametrize(
     "argv",
     [
@@ -297,6 +66,14 @@ def test_send_unreadable_file_is_one_line(env: Path, capsys: pytest.CaptureFixtu
         ["send", "user.created"],
         ["send", "dsync.user.created", "--count", "0"],
         ["send", "dsync.user.created", "--source", "Not A Name"],
+        ["send", "dsync.user.created", "--duplicates", "1.5"],
+        ["verify", "--header", "t=1, v1=00"],
+        ["verify", "--header", "t=1, v1=00", "--body-file", "x", "-"],
+        ["stats", "--count", "2"],
+        ["events"],
+        ["events", "list", "--since", "yesterday"],
+        ["dlq", "replay"],
+        ["dlq", "purge", "--all", "--handler", "x"],
         ["frobnicate"],
         [],
     ],
@@ -320,9 +97,41 @@ def test_an_unknown_event_type_lists_the_known_ones(env: Path, capsys: pytest.Ca
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["--help"], ["dev", "send", "receiver", "worker"]),
+        (
+            ["--help"],
+            ["dev", "send", "verify", "doctor", "stats", "events", "dlq", "handlers", "receiver", "worker"],
+        ),
         (["dev", "--help"], ["--workers N", "--port P", "--host H"]),
-        (["send", "--help"], ["EVENT_TYPE", "--url", "--secret", "--source", "--count N", "--file F"]),
+        (
+            ["send", "--help"],
+            [
+                "EVENT_TYPE",
+                "--url",
+                "--secret",
+                "--source",
+                "--count N",
+                "--file F",
+                "--duplicates P",
+                "--shuffle",
+                "--seed",
+                "--rate R",
+                "--concurrency C",
+                "--verbose",
+                "--json",
+            ],
+        ),
+        (["verify", "--help"], ["--secret S", "--header H", "--body-file F", "--tolerance T", "--json", "mismatch"]),
+        (["doctor", "--help"], ["appendonly", "noeviction", "--json"]),
+        (["stats", "--help"], ["--json", "--watch S", "--count N", "--sample S", "--metrics-url"]),
+        (["events", "--help"], ["list", "show"]),
+        (["events", "list", "--help"], ["--type T", "--source", "--since T", "--until T", "--limit N", "--json"]),
+        (["events", "show", "--help"], ["ID", "--source", "--raw", "--json", "unknown"]),
+        (["dlq", "--help"], ["list", "show", "replay", "purge", "--skipped"]),
+        (["dlq", "list", "--help"], ["--handler H", "--since T", "--until T", "--skipped", "--limit N", "--json"]),
+        (["dlq", "show", "--help"], ["ID", "--handler H", "--json"]),
+        (["dlq", "replay", "--help"], ["ID", "--handler H", "--since T", "--until T", "--all", "--dry-run"]),
+        (["dlq", "purge", "--help"], ["ID", "--handler H", "--all", "--yes", "--dry-run"]),
+        (["handlers", "--help"], ["--json", "HOOKYARD_HANDLERS"]),
         (["receiver", "--help"], ["python -m receiver"]),
         (["worker", "--help"], ["python -m processor"]),
     ],
@@ -334,6 +143,64 @@ def test_every_verb_has_help(argv: list[str], expected: list[str], capsys: pytes
     assert exited.value.code == 0
     out = capsys.readouterr().out
     assert all(text in out for text in expected)
+
+
+def test_the_public_surface_is_main() -> None:
+    import processor.cli
+
+    assert processor.cli.__all__ == ["main"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["stats"],
+        ["doctor"],
+        ["events", "list"],
+        ["events", "show", "event_1"],
+        ["dlq", "list"],
+        ["dlq", "show", "event_1"],
+        ["dlq", "replay", "--all"],
+        ["dlq", "purge", "--all", "--yes"],
+    ],
+)
+def test_unreachable_redis_is_one_line_and_exit_1(
+    argv: list[str], env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = free_port()
+    monkeypatch.setenv("REDIS_URL", f"redis://:pa55word-here@127.0.0.1:{port}/0")
+
+    assert main(argv) == 1
+
+    captured = capsys.readouterr()
+    said = captured.out if argv == ["doctor"] else captured.err  # doctor reports it as one of its checks
+    assert f"cannot reach Redis at redis://:****@127.0.0.1:{port}/0: " in said
+    assert "pa55word" not in captured.out + captured.err
+    assert "Traceback" not in captured.err
+    if argv != ["doctor"]:
+        assert captured.err.startswith(f"hookyard {argv[0]}: cannot reach Redis at ")
+        assert captured.err.count("\n") == 1
+
+
+def test_redis_verbs_use_the_redis_of_a_running_dev(
+    env: Path, redis_server: EmbeddedRedis, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given no REDIS_URL, but a `hookyard dev` whose embedded Redis runs on this data directory
+    env.mkdir()
+    (env / "redis.pid").write_text(f"{redis_server.pid}\n")
+    (env / "redis.port").write_text(f"{redis_server.port}\n")
+
+    assert main(["stats", "--json", "--sample", "0"]) == 0
+    assert orjson.loads(capsys.readouterr().out)["inbox"] == 0
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "processor.cli", "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "usage: hookyard" in done.stdout
 
 
 # --- hookyard receiver / worker -------------------------------------------------------------------------------
@@ -370,8 +237,8 @@ def test_production_verbs_exec_the_module(
 def test_dev_secret_is_created_private_and_reused(env: Path) -> None:
     path = env / "webhook-secret"
 
-    first, created = cli._load_or_create_secret(path)
-    again, created_again = cli._load_or_create_secret(path)
+    first, created = load_or_create_secret(path)
+    again, created_again = load_or_create_secret(path)
 
     assert (created, created_again) == (True, False)
     assert first == again
@@ -384,11 +251,11 @@ def test_dev_redis_port_is_stable_while_free(env: Path) -> None:
     port = free_port()
     (env / "redis.port").write_text(f"{port}\n")
 
-    assert cli._redis_port(env) == port
+    assert dev._redis_port(env) == port
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", port))
         busy.listen()
-        assert cli._redis_port(env) != port
+        assert dev._redis_port(env) != port
 
 
 def test_dev_validates_settings_before_starting_anything(
@@ -513,7 +380,7 @@ def test_dev_runs_redis_receiver_and_worker_and_ctrl_c_stops_them_all(
     # Then everything is gone: no orphan receiver, worker or redis-server
     assert dev.returncode == 0, stderr.read_text()
     children = started_children(stderr)
-    assert {name.split(":")[0] for name in children} == {"receiver", "worker", "worker-0"}
+    assert {name.split(":")[0] for name in children} == {"receiver", "worker", "ingester", "worker-0"}
     assert all(process_gone(pid) for pid in children.values()), children
     assert process_gone(redis_pid)
     assert not (data_dir / "redis.pid").exists()

@@ -1,0 +1,194 @@
+"""`hookyard dev`: run everything locally — an embedded Redis (unless `REDIS_URL` is set), the receiver and the
+worker, supervised — with a development webhook secret kept in the data directory."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from processor.cli.addresses import client_host, webhook_url, without_password
+from processor.cli.arguments import Verbs, port, positive_int
+from processor.cli.config import settings_without_redis
+from processor.cli.devstate import (
+    REDIS_DIR,
+    REDIS_PID_FILE,
+    REDIS_PORT_FILE,
+    SECRET_FILE,
+    load_or_create_secret,
+    running_redis_pid,
+)
+from processor.cli.output import say
+from processor.supervisor import ChildSpec, Supervisor
+from shared.embedded_redis import EmbeddedRedis, free_port
+from shared.errors import ConfigError, HookyardError
+from shared.logging import configure_logging
+from shared.settings import DEFAULT_SOURCE, Settings
+
+__all__ = ["add_parser", "child_environment"]
+
+# A child that dies this many times in a row right after starting (a port in use, a missing module) will not
+# heal by itself: `hookyard dev` stops and says so instead of restarting it forever.
+_DEV_GIVE_UP_AFTER = 5
+
+
+def add_parser(verbs: Verbs) -> None:
+    dev = verbs.add_parser(
+        "dev",
+        help="run Redis, the receiver and a worker locally",
+        description=(
+            "Run Hookyard locally: an embedded Redis (unless REDIS_URL is set), the receiver and the worker, "
+            "restarted if they crash. Creates a development webhook secret in the data directory unless "
+            "WORKOS_WEBHOOK_SECRET is set, and logs every event (HOOKYARD_LOG_EVENTS=true) unless told "
+            "otherwise. Handler modules (HOOKYARD_HANDLERS) import from the current directory."
+        ),
+    )
+    dev.add_argument("--workers", type=positive_int, metavar="N", help="worker processes (HOOKYARD_WORKERS)")
+    dev.add_argument("--port", type=port, metavar="P", help="receiver port (HOOKYARD_PORT, default 8000)")
+    dev.add_argument("--host", metavar="H", help="receiver address (HOOKYARD_HOST, default 127.0.0.1)")
+    dev.set_defaults(run=_dev)
+
+
+def _dev(args: argparse.Namespace, environ: dict[str, str]) -> int:
+    env = child_environment(environ)
+    for name, value in (("HOOKYARD_HOST", args.host), ("HOOKYARD_PORT", args.port), ("HOOKYARD_WORKERS", args.workers)):
+        if value is not None:
+            env[name] = str(value)
+    env.setdefault("HOOKYARD_LOG_EVENTS", "true")
+    data_dir = Path(environ.get("HOOKYARD_DATA_DIR", "").strip() or ".hookyard")
+
+    redis: EmbeddedRedis | None = None
+    if not environ.get("REDIS_URL", "").strip():
+        _refuse_a_second_redis(data_dir)
+        # Absolute: redis-server chdirs into --dir before it opens --logfile, so a relative path would miss.
+        redis = EmbeddedRedis((data_dir / REDIS_DIR).absolute(), port=_redis_port(data_dir))
+        env["REDIS_URL"] = redis.url
+    secret_file: Path | None = None
+    secret_created = False
+    if not environ.get("WORKOS_WEBHOOK_SECRET", "").strip():
+        secret_file = data_dir / SECRET_FILE
+        env["WORKOS_WEBHOOK_SECRET"], secret_created = load_or_create_secret(secret_file)
+    # Everything is validated before anything starts: a bad setting costs no Redis start and no restarts.
+    settings = Settings.from_env(env)
+    if _port_in_use(settings.host, settings.port):
+        raise HookyardError(f"{settings.host}:{settings.port} is in use; choose another with --port or HOOKYARD_PORT")
+    configure_logging(settings.log_level, settings.log_format)
+
+    try:
+        if redis is not None:
+            redis.start()
+            (data_dir / REDIS_PORT_FILE).write_text(f"{redis.port}\n")
+            (data_dir / REDIS_PID_FILE).write_text(f"{redis.pid}\n")
+            say(f"Redis      {redis.url}  (embedded; data in {redis.data_dir})")
+        else:
+            say(f"Redis      {without_password(settings.redis_url)}  (REDIS_URL)")
+        if secret_file is None:
+            say("Secret     from WORKOS_WEBHOOK_SECRET")
+        elif secret_created:
+            # Shown this once; later runs only say where it is.
+            say(f"Secret     {env['WORKOS_WEBHOOK_SECRET']}  (new; saved in {secret_file}, mode 0600)")
+            say(
+                "           `hookyard send <event-type>` signs with it by itself; other senders need it as their secret"
+            )
+        else:
+            say(f"Secret     from {secret_file}  (`hookyard send` signs with it by itself)")
+        _print_banner(settings, environ)
+        supervisor = Supervisor(
+            [
+                ChildSpec("receiver", [sys.executable, "-m", "receiver"], env),
+                ChildSpec("worker", [sys.executable, "-m", "processor"], env),
+            ],
+            # Longer than the worker's own stop (a lease plus margin, processor/main.py): it must be able to
+            # stop its worker processes itself before anything is killed.
+            grace_s=settings.lease_s + 10,
+            give_up_after=_DEV_GIVE_UP_AFTER,
+        )
+        code = supervisor.run()
+        if code != 0:
+            print("hookyard dev: a process keeps exiting right after it starts; see its log above.", file=sys.stderr)
+        return code
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if redis is not None:
+            # Redis goes last, once nothing can write to it any more; a late Ctrl-C must not cut its AOF flush.
+            with _ignoring_interrupts():
+                redis.stop()
+                (data_dir / REDIS_PID_FILE).unlink(missing_ok=True)
+
+
+def _print_banner(settings: Settings, environ: Mapping[str, str]) -> None:
+    host = client_host(settings.host)
+    receiver = webhook_url(settings.host, settings.port, DEFAULT_SOURCE)
+    metrics = f"http://{host}:{settings.ops_port or settings.port}/metrics"
+    send = "hookyard send dsync.user.created"
+    # When --port/--host differ from what the shell's environment says, a plain `hookyard send` would miss.
+    try:
+        shell = settings_without_redis(environ)
+        send_default = webhook_url(shell.host, shell.port, DEFAULT_SOURCE)
+    except ConfigError:
+        send_default = None
+    if receiver != send_default:
+        send += f" --url {receiver}"
+    say(f"Receiver   {receiver}")
+    say(f"Metrics    {metrics}  (worker: http://{host}:{settings.worker_metrics_port}/metrics)")
+    say(f"Try        {send}")
+    say("Inspect    hookyard stats · hookyard events list · hookyard dlq list · hookyard doctor")
+    say(f"Workers    {settings.workers}; logging events: {settings.log_events}.  Ctrl-C stops everything.")
+
+
+def child_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    # Handler modules (HOOKYARD_HANDLERS) live in the user's project: the children import from where
+    # `hookyard` was started, whatever else PYTHONPATH says.
+    env = dict(environ)
+    paths = [os.getcwd(), *(p for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p)]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    return env
+
+
+def _redis_port(data_dir: Path) -> int:
+    # The same port as last time when it is free, so REDIS_URL stays the same across restarts of `dev`.
+    try:
+        port = int((data_dir / REDIS_PORT_FILE).read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return free_port()
+    if 1024 <= port <= 65535 and not _port_in_use("127.0.0.1", port):
+        return port
+    return free_port()
+
+
+def _refuse_a_second_redis(data_dir: Path) -> None:
+    # Two servers appending to one AOF directory would corrupt it: a server left over by a killed `dev`
+    # must be stopped first.
+    pid = running_redis_pid(data_dir)
+    if pid is not None:
+        raise HookyardError(
+            f"redis-server (pid {pid}) from an earlier `hookyard dev` still runs on {data_dir / REDIS_DIR}; "
+            f"stop it (kill {pid}) or remove {data_dir / REDIS_PID_FILE} if that pid is something else"
+        )
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # As uvicorn binds: SO_REUSEADDR, so a port in TIME_WAIT from the last run counts as free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+@contextlib.contextmanager
+def _ignoring_interrupts() -> Iterator[None]:
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

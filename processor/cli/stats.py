@@ -1,0 +1,234 @@
+"""`hookyard stats`: how far behind each handler is. Redis says what is pending, dead and skipped (always); the
+workers' metrics endpoint, when it answers, adds how fast handlers run, how late events arrive at them, and how
+many deliveries were duplicates."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+import httpx
+import redis
+
+from processor.cli.addresses import metrics_url
+from processor.cli.arguments import Verbs, duration, positive_int
+from processor.cli.config import settings_for_redis
+from processor.cli.output import print_json, say
+from processor.cli.redis_access import connect
+from processor.cli.scrape import Reading, merged_buckets, quantile, scrape
+from processor.cli.table import render_table
+from processor.cli.timefmt import age, iso
+from processor.stats import Snapshot, read_snapshot
+from shared.settings import Settings
+
+__all__ = ["add_parser"]
+
+_DEFAULT_SAMPLE_S = 1.0
+_CLEAR_SCREEN = "\x1b[H\x1b[2J"
+
+
+def add_parser(verbs: Verbs) -> None:
+    stats = verbs.add_parser(
+        "stats",
+        help="backlog per handler, run rate, lag and dedupe",
+        description=(
+            "Per handler: events pending, age of the oldest, dead letters and skipped late events (from Redis), "
+            "plus inbox size, poison messages and workers alive. When the workers' metrics endpoint answers "
+            "(http://HOOKYARD_HOST:HOOKYARD_WORKER_METRICS_PORT/metrics), also runs per second (between two "
+            "scrapes --sample apart), delivery lag p50/p99 (since the workers started), the dedupe ratio and "
+            "late events; when it does not, says so and shows what Redis knows."
+        ),
+    )
+    stats.add_argument("--json", action="store_true", help="print one JSON document (one per line with --watch)")
+    stats.add_argument("--watch", type=duration, metavar="S", help="refresh every S (e.g. 2, 5s) until Ctrl-C")
+    stats.add_argument("--count", type=positive_int, metavar="N", help="with --watch: stop after N refreshes")
+    stats.add_argument(
+        "--sample",
+        type=duration,
+        default=_DEFAULT_SAMPLE_S,
+        metavar="S",
+        help=f"without --watch: time between the two scrapes the rate comes from (default {_DEFAULT_SAMPLE_S:g}s; "
+        "0: no rate)",
+    )
+    stats.add_argument("--metrics-url", metavar="URL", help="the workers' metrics endpoint, if not the default")
+    stats.set_defaults(run=_run, parser=stats)
+
+
+def _run(args: argparse.Namespace, environ: dict[str, str]) -> int:
+    if args.count is not None and args.watch is None:
+        args.parser.error("--count needs --watch")
+    if args.watch is not None and args.watch <= 0:
+        args.parser.error("--watch needs a positive interval")
+    settings = settings_for_redis(environ)
+    url = args.metrics_url or (
+        metrics_url(settings.host, settings.worker_metrics_port) if settings.worker_metrics_port else None
+    )
+    with connect(settings) as client, httpx.Client() as http:
+        if args.watch is None:
+            first = _read_metrics(http, url)
+            second = first
+            if isinstance(first, Reading) and args.sample > 0:
+                time.sleep(args.sample)
+                second = _read_metrics(http, url)
+            _show(_document(client, settings, url, first, second), args, clear=False)
+            return 0
+        return _watch(client, http, settings, url, args)
+
+
+def _watch(
+    client: redis.Redis, http: httpx.Client, settings: Settings, url: str | None, args: argparse.Namespace
+) -> int:
+    clear = sys.stdout.isatty() and not args.json
+    previous = _read_metrics(http, url)
+    refreshes = 0
+    try:
+        while args.count is None or refreshes < args.count:
+            if refreshes:
+                time.sleep(args.watch)
+            current = _read_metrics(http, url)
+            _show(_document(client, settings, url, previous, current), args, clear=clear)
+            previous = current
+            refreshes += 1
+    except KeyboardInterrupt:
+        pass  # the way out of --watch, not a failure
+    return 0
+
+
+def _read_metrics(http: httpx.Client, url: str | None) -> Reading | str:
+    if url is None:
+        return "disabled (HOOKYARD_WORKER_METRICS_PORT=0)"
+    return scrape(http, url, time.monotonic())
+
+
+def _document(
+    client: redis.Redis, settings: Settings, url: str | None, before: Reading | str, after: Reading | str
+) -> dict[str, Any]:
+    now_ms = int(time.time() * 1000)
+    snapshot = read_snapshot(client, now_ms)
+    reading = after if isinstance(after, Reading) else None
+    window = before if isinstance(before, Reading) and reading is not None else None
+    elapsed = reading.at_s - window.at_s if reading is not None and window is not None else 0.0
+    names = sorted(set(snapshot.handlers) | set(reading.runs if reading else ()))
+    handlers = {name: _handler(name, snapshot, reading, window, elapsed, now_ms) for name in names}
+    return {
+        "at": iso(now_ms),
+        "inbox": snapshot.inbox,
+        "poison": snapshot.poison,
+        "workers_alive": snapshot.workers_alive,
+        "handlers": handlers,
+        "metrics": _metrics(url, after, reading, window, elapsed),
+    }
+
+
+def _handler(
+    name: str, snapshot: Snapshot, reading: Reading | None, window: Reading | None, elapsed: float, now_ms: int
+) -> dict[str, Any]:
+    backlog = snapshot.handlers.get(name)
+    oldest = backlog.oldest_pending_ms if backlog else None
+    entry: dict[str, Any] = {
+        "pending": backlog.pending if backlog else 0,
+        "oldest_pending_age_s": max(0.0, (now_ms - oldest) / 1000) if oldest is not None else None,
+        "dead": backlog.dead if backlog else 0,
+        "skipped": backlog.skipped if backlog else 0,
+    }
+    if reading is not None:
+        buckets = reading.lag_buckets.get(name, {})
+        late = reading.late.get(name, {})
+        entry.update(
+            runs_per_s=_rate(reading.runs.get(name, 0.0), window.runs.get(name, 0.0) if window else None, elapsed),
+            lag_p50_s=_seconds(quantile(0.5, buckets)),
+            lag_p99_s=_seconds(quantile(0.99, buckets)),
+            late_delivered=int(late.get("delivered", 0)),
+            late_skipped=int(late.get("skipped", 0)),
+        )
+    return entry
+
+
+def _metrics(
+    url: str | None, after: Reading | str, reading: Reading | None, window: Reading | None, elapsed: float
+) -> dict[str, Any]:
+    if reading is None:
+        return {"url": url, "reachable": False, "error": after}
+    new = reading.ingested.get("new", 0.0)
+    duplicates = reading.ingested.get("duplicate", 0.0)
+    merged = merged_buckets(reading)
+    return {
+        "url": url,
+        "reachable": True,
+        "error": None,
+        "runs_per_s": _rate(sum(reading.runs.values()), sum(window.runs.values()) if window else None, elapsed),
+        "lag_p50_s": _seconds(quantile(0.5, merged)),
+        "lag_p99_s": _seconds(quantile(0.99, merged)),
+        "ingested_new": int(new),
+        "ingested_duplicate": int(duplicates),
+        "dedupe_ratio": round(duplicates / (new + duplicates), 4) if new + duplicates else None,
+        "late_delivered": int(sum(x.get("delivered", 0) for x in reading.late.values())),
+        "late_skipped": int(sum(x.get("skipped", 0) for x in reading.late.values())),
+    }
+
+
+def _rate(now: float, before: float | None, elapsed: float) -> float | None:
+    if before is None or elapsed <= 0:
+        return None
+    # A counter that went down means a worker restarted: what it counted since is all we know for this window.
+    return round(max(0.0, now - before if now >= before else now) / elapsed, 2)
+
+
+def _show(document: dict[str, Any], args: argparse.Namespace, *, clear: bool) -> None:
+    if args.json:
+        print_json(document, compact=args.watch is not None)
+        return
+    if clear:
+        sys.stdout.write(_CLEAR_SCREEN)
+    metrics = document["metrics"]
+    handlers = document["handlers"]
+    if handlers:
+        headers = ["HANDLER", "PENDING", "OLDEST", "DEAD", "SKIPPED"]
+        right = [1, 2, 3, 4]
+        if metrics["reachable"]:
+            headers += ["RUNS/S", "LAG P50", "LAG P99", "LATE"]
+            right += [5, 6, 7, 8]
+        rows = []
+        for name, entry in handlers.items():
+            row: list[object] = [
+                name,
+                entry["pending"],
+                age(entry["oldest_pending_age_s"]),
+                entry["dead"],
+                entry["skipped"],
+            ]
+            if metrics["reachable"]:
+                late = entry["late_delivered"] + entry["late_skipped"]
+                row += [_number(entry["runs_per_s"]), age(entry["lag_p50_s"]), age(entry["lag_p99_s"]), late]
+            rows.append(row)
+        say(render_table(headers, rows, right=right))
+    else:
+        say("no handler has seen an event yet")
+    say("")
+    say(
+        f"inbox {document['inbox']} · poison {document['poison']} · workers alive {document['workers_alive']}"
+        f" · at {document['at']}"
+    )
+    if not metrics["reachable"]:
+        where = f" at {metrics['url']}" if metrics["url"] else ""
+        say(f"worker metrics not reachable{where} ({metrics['error']}): showing what Redis knows")
+        return
+    dedupe = metrics["dedupe_ratio"]
+    seen = metrics["ingested_new"] + metrics["ingested_duplicate"]
+    say(
+        f"worker metrics {metrics['url']}: {_number(metrics['runs_per_s'])} runs/s"
+        f" · lag p50 {age(metrics['lag_p50_s'])}, p99 {age(metrics['lag_p99_s'])}"
+        f" · dedupe {'-' if dedupe is None else f'{dedupe:.1%}'}"
+        f" ({metrics['ingested_duplicate']} duplicates of {seen} ingested)"
+        f" · late {metrics['late_delivered']} delivered, {metrics['late_skipped']} skipped"
+    )
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"

@@ -1,0 +1,178 @@
+"""`hookyard doctor` against the test Redis: all good, then each way it can be unwell (AOF off, no workers, no or
+expiring secrets, a broken handler module, no Redis at all)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+import redis
+
+from processor.cli import main
+from shared import keys
+from shared.embedded_redis import free_port
+from tests.conftest import TEST_SECRET
+from tests.fixtures import cli_state
+
+
+@pytest.fixture
+def healthy(monkeypatch: pytest.MonkeyPatch, redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> redis.Redis:
+    """A secret, the test Redis (AOF on, noeviction), importable handlers and one worker that just swept."""
+    cli_state.use_environment(
+        monkeypatch,
+        REDIS_URL=redis_url,
+        WORKOS_WEBHOOK_SECRET=TEST_SECRET,
+        HOOKYARD_HANDLERS=cli_state.MODULE,
+        HOOKYARD_DATA_DIR=str(tmp_path / "data"),
+    )
+    redis_client.zadd(keys.WORKERS, {"test-host:1": int(time.time() * 1000)})
+    return redis_client
+
+
+@pytest.fixture
+def appendonly_off(healthy: redis.Redis) -> Iterator[None]:
+    healthy.config_set("appendonly", "no")
+    try:
+        yield
+    finally:
+        healthy.config_set("appendonly", "yes")
+
+
+def lines(out: str) -> dict[str, str]:
+    """Check name -> its line."""
+    return {line.split()[1]: line for line in out.splitlines()}
+
+
+def test_all_good_is_all_ticks_and_exit_0(healthy: redis.Redis, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor"]) == 0
+
+    found = lines(capsys.readouterr().out)
+    assert list(found) == ["secrets", "redis", "persistence", "eviction", "clock", "handlers", "workers"]
+    assert all(line.startswith("✓ ") for line in found.values()), found
+    assert "workos: 1 secret" in found["secrets"]
+    assert TEST_SECRET not in found["secrets"]
+    assert "appendonly yes" in found["persistence"]
+    assert "maxmemory-policy noeviction" in found["eviction"]
+    assert "cli.users" in found["handlers"]
+    assert "1 worker process alive" in found["workers"]
+
+
+def test_json(healthy: redis.Redis, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor", "--json"]) == 0
+
+    document = orjson.loads(capsys.readouterr().out)
+    assert document["ok"] is True
+    assert [(c["name"], c["status"]) for c in document["checks"]] == [
+        (name, "ok") for name in ("secrets", "redis", "persistence", "eviction", "clock", "handlers", "workers")
+    ]
+    assert all(c["hint"] is None for c in document["checks"])
+
+
+def test_aof_off_fails_with_a_hint(appendonly_off: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor"]) == 1
+
+    line = lines(capsys.readouterr().out)["persistence"]
+    assert line.startswith("✗ persistence  appendonly no: a Redis restart loses accepted events — ")
+    assert "appendonly yes" in line
+
+
+def test_aof_off_in_json(appendonly_off: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor", "--json"]) == 1
+
+    document = orjson.loads(capsys.readouterr().out)
+    assert document["ok"] is False
+    [persistence] = [c for c in document["checks"] if c["name"] == "persistence"]
+    assert persistence["status"] == "fail"
+    assert "appendonly yes" in persistence["hint"]
+
+
+def test_eviction_policy_other_than_noeviction_fails(healthy: redis.Redis, capsys: pytest.CaptureFixture[str]) -> None:
+    healthy.config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        assert main(["doctor"]) == 1
+    finally:
+        healthy.config_set("maxmemory-policy", "noeviction")
+
+    assert lines(capsys.readouterr().out)["eviction"].startswith("✗ eviction     maxmemory-policy allkeys-lru")
+
+
+def test_no_worker_alive_fails(healthy: redis.Redis, capsys: pytest.CaptureFixture[str]) -> None:
+    healthy.delete(keys.WORKERS)
+
+    assert main(["doctor"]) == 1
+
+    line = lines(capsys.readouterr().out)["workers"]
+    assert line.startswith("✗ workers      no worker swept in the last 15 s")
+    assert "hookyard worker" in line
+
+
+def test_secrets_are_counted_never_shown_and_a_coming_expiry_warns(
+    healthy: redis.Redis, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    soon = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    gone = "2020-01-01T00:00:00Z"
+    monkeypatch.setenv("WORKOS_WEBHOOK_SECRET", f"whsec_expired_one@{gone},whsec_rotating_out@{soon}")
+
+    # A warning is not a failure
+    assert main(["doctor"]) == 0
+
+    line = lines(capsys.readouterr().out)["secrets"]
+    assert line.startswith("! secrets      workos: 2 secrets (1 expired), next expiry ")
+    assert "add its successor" in line
+    assert "whsec_" not in line
+
+
+def test_no_valid_secret_fails(
+    healthy: redis.Redis, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("WORKOS_WEBHOOK_SECRET")
+
+    assert main(["doctor"]) == 1
+
+    assert lines(capsys.readouterr().out)["secrets"].startswith("✗ secrets      no source has a secret")
+
+
+def test_the_secret_hookyard_dev_saved_counts(
+    healthy: redis.Redis, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("WORKOS_WEBHOOK_SECRET")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "webhook-secret").write_text("whsec_saved_by_dev_0123\n")
+
+    assert main(["doctor"]) == 0
+
+    line = lines(capsys.readouterr().out)["secrets"]
+    assert line.startswith("✓ secrets      workos: 1 secret, the development one `hookyard dev` keeps in ")
+    assert "whsec_saved" not in line
+
+
+def test_a_handler_module_that_does_not_import_fails(
+    healthy: redis.Redis, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HOOKYARD_HANDLERS", "no_such_handlers_module")
+
+    assert main(["doctor"]) == 1
+
+    line = lines(capsys.readouterr().out)["handlers"]
+    assert line.startswith("✗ handlers     cannot import handler module 'no_such_handlers_module' (HOOKYARD_HANDLERS)")
+
+
+def test_unreachable_redis_fails_and_skips_what_depends_on_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = free_port()
+    cli_state.use_environment(
+        monkeypatch, REDIS_URL=f"redis://:hunter2hunter2@127.0.0.1:{port}/0", WORKOS_WEBHOOK_SECRET=TEST_SECRET
+    )
+
+    assert main(["doctor"]) == 1
+
+    out = capsys.readouterr().out
+    found = lines(out)
+    assert found["redis"].startswith(f"✗ redis        cannot reach Redis at redis://:****@127.0.0.1:{port}/0: ")
+    assert [found[name].split()[0] for name in ("persistence", "eviction", "clock", "workers")] == ["-"] * 4
+    assert "hunter2" not in out
