@@ -89,13 +89,18 @@ def replay(store: Store, letters: list[Letter], now_ms: int) -> int:
 
 
 def purge(client: redis.Redis, letters: list[Letter]) -> int:
-    """Forget letters for good (their events stay in the archive until retention ends)."""
-    pipe = client.pipeline(transaction=True)
+    """Forget letters for good (their events stay in the archive until retention ends); returns how many.
+
+    Counters move only for letters this call really removed, so a concurrent purge or replay cannot make the
+    dead/skipped gauges drift.
+    """
+    pipe = client.pipeline(transaction=False)
     for letter in letters:
-        dk = keys.DeadLetterKeys(letter.shard)
         pipe.zrem(_zset(letter.shard, letter.kind), letter.member)
-        pipe.hdel(dk.records, letter.member)
-        field = f"{letter.kind}:{letter.handler}"
-        pipe.hincrby(keys.stats_key(letter.shard), field, -1)
-    replies = pipe.execute()
-    return sum(int(r) for r in replies[0::3])
+    removed = [letter for letter, n in zip(letters, pipe.execute(), strict=True) if int(n)]
+    pipe = client.pipeline(transaction=False)
+    for letter in removed:
+        pipe.hdel(keys.DeadLetterKeys(letter.shard).records, letter.member)
+        pipe.hincrby(keys.stats_key(letter.shard), f"{letter.kind}:{letter.handler}", -1)
+    pipe.execute()
+    return len(removed)

@@ -94,7 +94,10 @@ class Engine:
             options={},
         )
         self.lease_keeper = LeaseKeeper(self.store, clock_ms)
-        self.ingester = Ingester(self.store, registry, clock_ms=clock_ms, metrics=metrics)
+        # The ingest lease outlives the client's socket timeout, so one slow admit is not a takeover.
+        self.ingester = Ingester(
+            self.store, registry, clock_ms=clock_ms, metrics=metrics, lease_ms=int(settings.lease_s * 1000) + 5000
+        )
         self.runner = Runner(
             self.store,
             registry,
@@ -124,7 +127,7 @@ class Engine:
             for start in range(0, len(pids), size):
                 try:
                     self.actor.send(shard, pids[start : start + size])
-                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                except redis.RedisError as exc:
                     # The pairs stay reserved until the wake grace passes; then the sweep wakes them again.
                     log.warning("wake.send_failed", shard=shard, error=str(exc)[:200])
                     return
@@ -139,11 +142,12 @@ class Engine:
 
 
 class ProcessorLoops(dramatiq.Middleware):
-    """Starts the background loops with the Dramatiq worker and stops them before it shuts down."""
+    """Starts the background loops with the Dramatiq worker; stops ingest and sweep before it shuts down and
+    lease renewal only after its threads finished (a handler still running keeps its lease to the end)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._stop = threading.Event()
+        self._stops: dict[str, threading.Event] = {}  # loop name -> its stop signal
         self._threads: list[threading.Thread] = []
         self._worker_id = f"{socket.gethostname()}:{os.getpid()}"
         # A worker process is the stand-by ingester: the supervisor's dedicated ingester process normally holds
@@ -154,46 +158,57 @@ class ProcessorLoops(dramatiq.Middleware):
         self.start()
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        # Stop taking new work; keep renewing the leases of handlers still running until they finish.
+        self.engine.runner.stopping.set()
+        self.stop(keep=("hookyard-leases",))
+
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self.stop()
 
     def start(self, *, ingest_only: bool = False) -> None:
         """Start the loops: all three in a worker; only ingestion in the dedicated ingester process."""
         if self._threads:
             return
-        self._stop.clear()
-        loops = [("hookyard-ingest", self._ingest_loop)]
+        loops: list[tuple[str, Callable[[threading.Event], None]]] = [("hookyard-ingest", self._ingest_loop)]
         if not ingest_only:
             loops += [("hookyard-sweep", self._sweep_loop), ("hookyard-leases", self._lease_loop)]
         for name, target in loops:
-            thread = threading.Thread(target=target, name=name, daemon=True)
+            stop = self._stops[name] = threading.Event()
+            thread = threading.Thread(target=target, args=(stop,), name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
 
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
+    def stop(self, keep: tuple[str, ...] = ()) -> None:
+        """Stop the loops, but those named in `keep` (they stop with a later call)."""
+        stopping = [t for t in self._threads if t.name not in keep]
+        for thread in stopping:
+            self._stops[thread.name].set()
+        for thread in stopping:
             thread.join(timeout=15)
-        self._threads = []
+        self._threads = [t for t in self._threads if t not in stopping]
 
-    def _guarded(self, step: Callable[[], float]) -> None:
-        """Run `step` until stopped; it returns how long to wait before the next round."""
+    def _guarded(self, step: Callable[[], float], stop: threading.Event) -> None:
+        """Run `step` until `stop` is set; it returns how long to wait before the next round."""
         backoff = 0.1
-        while not self._stop.is_set():
+        while not stop.is_set():
             try:
                 pause = step()
                 backoff = 0.1
             except StoreUnavailable as exc:
                 log.warning("loop.store_unavailable", loop=threading.current_thread().name, error=str(exc)[:200])
                 pause, backoff = backoff, min(backoff * 2, 2.0)
+            except Exception:
+                log.exception("loop.failed", loop=threading.current_thread().name)
+                pause, backoff = backoff, min(backoff * 2, 2.0)
             if pause > 0:
-                self._stop.wait(pause)
+                stop.wait(pause)
 
-    def _ingest_loop(self) -> None:
+    def _ingest_loop(self, stop: threading.Event) -> None:
         engine = self.engine
-        # BLPOP needs a connection of its own, with a socket timeout longer than the block.
+        # BLPOP blocks a pooled connection for up to `idle_wait`, well inside the client's socket timeout.
         blocking = redis.Redis(connection_pool=engine.client.connection_pool)
         idle_wait = min(1.0, engine.settings.sweep_interval_s)
-        if self._stop.wait(self.ingest_delay_s):
+        if stop.wait(self.ingest_delay_s):
             return
 
         def step() -> float:
@@ -206,7 +221,7 @@ class ProcessorLoops(dramatiq.Middleware):
                 engine.store.wait_for_inbox(idle_wait, blocking)
             return 0.0
 
-        self._guarded(step)
+        self._guarded(step, stop)
 
     def sweep_once(self) -> int:
         """Heartbeat, then wake every pair that is due; returns how many pairs were woken."""
@@ -222,20 +237,20 @@ class ProcessorLoops(dramatiq.Middleware):
             engine.send_wake(wake, "sweep")
         return len(wake)
 
-    def _sweep_loop(self) -> None:
+    def _sweep_loop(self, stop: threading.Event) -> None:
         interval = self.engine.settings.sweep_interval_s
 
         def step() -> float:
             self.sweep_once()
             return interval
 
-        self._guarded(step)
+        self._guarded(step, stop)
 
-    def _lease_loop(self) -> None:
+    def _lease_loop(self, stop: threading.Event) -> None:
         interval = self.engine.settings.lease_s / 3
 
         def step() -> float:
             self.engine.lease_keeper.renew_all()
             return interval
 
-        self._guarded(step)
+        self._guarded(step, stop)

@@ -33,6 +33,7 @@ log = get_logger("hookyard.runner")
 WakeSender = Callable[[list[tuple[int, str]], str], None]
 
 _MAX_TRACEBACK = 8192
+_UNKNOWN_HANDLER_RETRY_MS = 30_000
 _MAX_MESSAGE = 1024
 
 
@@ -57,7 +58,9 @@ class LeaseKeeper:
 
     def release(self, claim: Claim) -> None:
         with self._lock:
-            self._held.pop((claim.shard, claim.pid), None)
+            # Only our own hold: another thread may hold the same pair under a newer claim by now.
+            if self._held.get((claim.shard, claim.pid)) == claim.token:
+                del self._held[(claim.shard, claim.pid)]
 
     def renew_all(self) -> int:
         """Renew every held lease once; returns how many are still ours."""
@@ -101,6 +104,8 @@ class Runner:
         self.budget_s = budget_s
         self.rng = rng or random.Random()
         self._local = threading.local()
+        #: Set when the worker shuts down: no new pair is started, claims not yet run are given back.
+        self.stopping = threading.Event()
         self._loops: list[asyncio.AbstractEventLoop] = []
         self._loops_lock = threading.Lock()
 
@@ -117,11 +122,18 @@ class Runner:
         # later one lapse and another runner would run that event at the same time as we do.
         for claim in claims:
             self.lease_keeper.hold(claim)
+        settled = 0
         try:
-            return sum(self.run_pair(shard, claim.pid, token=token, first=claim) for claim in claims)
+            for n, claim in enumerate(claims):
+                if self.stopping.is_set():
+                    for unstarted in claims[n:]:
+                        self.store.release(unstarted, self.clock_ms())
+                    break
+                settled += self.run_pair(shard, claim.pid, token=token, first=claim)
         finally:
             for claim in claims:
                 self.lease_keeper.release(claim)
+        return settled
 
     def run_pair(self, shard: int, pid: str, *, token: str | None = None, first: Claim | None = None) -> int:
         """Run the pair's runnable events (up to the budget); returns how many were settled."""
@@ -131,7 +143,7 @@ class Runner:
         claim = first if first is not None else self.store.claim(shard, pid, token, self.clock_ms())
         while isinstance(claim, Claim):
             settled_count += 1
-            more = settled_count < self.budget_events and time.monotonic() < deadline
+            more = settled_count < self.budget_events and time.monotonic() < deadline and not self.stopping.is_set()
             settled = self._run_claim(claim, wake=not more, claim_next=more)
             if settled.wake:
                 self.send_wake([(shard, pid)], "runner")
@@ -148,9 +160,16 @@ class Runner:
     def _run_claim(self, claim: Claim, *, wake: bool, claim_next: bool = False) -> Settled:
         spec = self.registry.get(claim.handler)
         if spec is None:
-            # A pair admitted by a worker with a newer handler set; leave it for a worker that has the handler.
-            return self._fail(claim, None, "UnknownHandler", f"handler {claim.handler!r} is not registered here",
-                              "", retry_in_s=30.0, wake=wake)  # fmt: skip
+            # A pair admitted by a worker with a newer handler set (a rolling deploy): give it back uncounted, to
+            # be picked up again in a while, by then perhaps by a worker that has the handler.
+            log.warning("run.unknown_handler", handler=claim.handler, event_id=claim.event_id)
+            self.store.release(claim, self.clock_ms(), not_before_ms=self.clock_ms() + _UNKNOWN_HANDLER_RETRY_MS)
+            return Settled("released", -1, False)
+        if claim.attempt > spec.max_attempts:
+            # Attempts are counted when a run starts; more than allowed means earlier runs never reported back
+            # (the worker died each time, e.g. killed by this very event): stop the loop, set the event aside.
+            return self._fail(claim, spec, "WorkerLost", "the worker died during every allowed attempt", "",
+                              retry_in_s=0.0, wake=wake, final=True)  # fmt: skip
         try:
             event = event_from_message(claim.message, late=claim.late, attempt=claim.attempt)
         except (WireFormatError, EnvelopeError) as exc:

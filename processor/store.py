@@ -27,12 +27,23 @@ __all__ = [
     "Target",
 ]
 
-_PAIR_SCRIPTS = ("admit", "claim", "complete", "fail", "renew", "replay")
+_PAIR_SCRIPTS = ("admit", "claim", "complete", "fail", "release", "renew", "replay")
 _PLAIN_SCRIPTS = ("admit_events", "sweep", "inbox_ack", "inbox_lease")
 
 
 def _load(name: str) -> str:
     return resources.files("processor").joinpath("scripts", f"{name}.lua").read_text()
+
+
+# Errors that mean "Redis cannot do this now" (down, loading, full, a demoted master): the caller backs off.
+_OUTAGES = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.MasterDownError,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,15 +278,20 @@ class Store:
         )  # fmt: skip
         return _settled(reply)
 
+    def release(self, claim: Claim, now_ms: int, *, not_before_ms: int = 0) -> bool:
+        """Give a claimed pair back unrun (the attempt is not counted); False if the lease was lost already."""
+        pk = keys.pair_keys(claim.shard, claim.pid)
+        reply = self._run(
+            "release",
+            _pair(pk),
+            [claim.pid, claim.token, now_ms, self.window_ms, self.grace_ms, self.dedupe_ttl_ms, not_before_ms],
+        )
+        return bool(reply)
+
     def renew(self, shard: int, pid: str, token: str, now_ms: int) -> bool:
         pk = keys.pair_keys(shard, pid)
         reply = self._run("renew", _pair(pk), [pid, token, now_ms, self.lease_ms])
         return bool(reply)
-
-    def sweep(self, shard: int, now_ms: int, limit: int = 500) -> list[str]:
-        """Pairs of the shard that need a runner now; a wake-up is reserved for each."""
-        reply = self._run("sweep", [keys.due_key(shard)], [now_ms, self.grace_ms, limit, keys.shard_prefix(shard)])
-        return [_text(p) for p in reply]
 
     def sweep_all(self, now_ms: int, limit: int = 500) -> list[tuple[int, str]]:
         """`sweep` over every shard in one round trip."""
@@ -348,11 +364,12 @@ class Store:
     def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+        except _OUTAGES as exc:
             raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
         except redis.ResponseError as exc:
-            # A script error is a bug, but a server that refuses writes (MISCONF, OOM, READONLY) is an outage.
-            if str(exc).startswith(("MISCONF", "OOM", "READONLY", "LOADING", "MASTERDOWN", "NOREPLICAS")):
+            # A script error is a bug; a server refusing writes for a reason redis-py has no class for is an
+            # outage (redis-py strips the error code from the errors it maps to a class, hence the classes above).
+            if str(exc).startswith(("MISCONF", "NOREPLICAS", "OOM", "READONLY", "LOADING", "MASTERDOWN")):
                 raise StoreUnavailable(f"redis: {exc}") from exc
             raise
 

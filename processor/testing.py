@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import redis
 
 from processor import deadletters
+from processor.engine import redis_client
 from processor.handlers import HandlerSpec, Registry, default_registry
 from processor.ingest import Ingester
 from processor.runner import LeaseKeeper, Runner
@@ -78,7 +78,7 @@ class Harness:
             self._server = EmbeddedRedis(Path(self._tmp.name))
             self._server.start()
             redis_url = self._server.url
-        self.client = redis.Redis.from_url(redis_url)
+        self.client = redis_client(redis_url)  # as production's: no automatic retries
         self.store = Store(
             self.client,
             window_ms=int(reorder_window_s * 1000),

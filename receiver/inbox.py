@@ -1,8 +1,9 @@
 """Durable enqueue of accepted deliveries: many concurrent appends, one Redis round trip per batch.
 
-Requests park a (message, future) pair in `pending`; a single flusher task writes everything pending as one
-MULTI/EXEC and resolves the futures. While a write is in flight new appends accumulate for the next one, so
-the batch size follows the load without a timer adding latency at low load.
+Requests park a (message, future) pair in `pending`; a single flusher task writes everything pending with one
+atomic script call (RPUSH of the batch + the workers' wake hint) and resolves the futures. While a write is in
+flight new appends accumulate for the next one, so the batch size follows the load without a timer adding
+latency at low load.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from shared.logging import get_logger
 
 __all__ = ["MAX_BATCH_BYTES", "MAX_BATCH_MESSAGES", "InboxWriter"]
 
-#: Bounds on one write: a huge MULTI would hold Redis (single-threaded) busy and delay every other client.
+#: Bounds on one write: a huge batch would hold Redis (single-threaded) busy and delay every other client.
 MAX_BATCH_MESSAGES: Final = 512
 MAX_BATCH_BYTES: Final = 4 << 20
 
@@ -30,7 +31,7 @@ MAX_BATCH_BYTES: Final = 4 << 20
 _LOGGER = "hookyard.receiver.inbox"
 _APPEND_KEYS: Final = [INBOX, INBOX_WAKE]
 # Appends a batch of messages to the inbox and leaves one "new work" hint on the wake list workers block on
-# (one hint is as good as many) — one atomic command and one reply, cheaper than a MULTI of three.
+# (one hint is as good as many) — one atomic command and one reply, cheaper than a MULTI of three commands.
 _APPEND_LUA: Final = """
 redis.call('RPUSH', KEYS[1], unpack(ARGV))
 redis.call('RPUSH', KEYS[2], 1)

@@ -23,8 +23,10 @@ for i = 0, n - 1 do
     redis.call('PERSIST', K.pair)
     redis.call('ZADD', K.queue, tonumber(ARGV[a + 2]), eid)
     redis.call('HSET', K.body, eid, ARGV[a + 8])
-    write_state(eid, {received = tonumber(ARGV[a + 3]), not_before = 0, attempts = 0, first_fail = 0,
-      last_fail = 0, replay = 0})
+    -- The hold-back window runs from when the event was received or admitted, whichever is later: after an
+    -- ingest backlog (or with a worker clock behind the receiver's) events still get their full window.
+    write_state(eid, {received = math.max(tonumber(ARGV[a + 3]), now), not_before = 0, attempts = 0,
+      first_fail = 0, last_fail = 0, replay = 0})
     count('pending:' .. ARGV[a + 4], 1)
     out[#out + 1], out[#out + 2], out[#out + 3] = 1, '-1', 0
   else

@@ -175,6 +175,7 @@ def test_show_pending_with_a_failed_attempt(yard: Harness, capsys: pytest.Captur
     cli_state.REFUSED_USERS.clear()
     cli_state.REFUSED_USERS.add("user_z")
     yard.deliver(cli_state.envelope("event_retrying", "dsync.user.updated", yard.clock() - 1000, {"id": "user_z"}))
+    yard.step()  # admitted: the hold-back window starts
     yard.clock.advance(5)
     yard.step()
     capsys.readouterr()  # the harness's log lines

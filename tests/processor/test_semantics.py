@@ -105,6 +105,7 @@ def test_different_resources_do_not_wait_for_each_other(registry: Registry, yard
     yard.deliver(envelope("event_a1", 1, "user_a"))
     yard.deliver(envelope("event_a2", 2, "user_a"))
     yard.deliver(envelope("event_b1", 3, "user_b"))
+    yard.step()  # admitted now: the hold-back window starts
     yard.clock.advance(5)
     yard.step()
     # Then b runs while a is held behind its failing head
@@ -127,6 +128,7 @@ def test_a_failing_handler_dead_letters_without_delaying_another(registry: Regis
     registry.handler("dsync.*", name="good")(lambda e: good.append(e.id))
     yard.deliver(envelope("event_1", 1))
     yard.deliver(envelope("event_2", 2))
+    yard.step()  # admitted now: the hold-back window starts
     yard.clock.advance(5)
     yard.step()
     # The good handler finished both at once
@@ -220,3 +222,21 @@ def test_event_fields(registry: Registry, yard: Harness) -> None:
     assert event.created_at is not None and event.created_at.isoformat() == "2025-05-01T10:00:00.500000+00:00"
     assert event.issued_at == event.created_at
     assert event.signed_at == event.received_at
+
+
+def test_the_window_runs_from_admission_after_an_ingest_backlog(registry: Registry, yard: Harness) -> None:
+    seen: list[tuple[str, bool]] = []
+    registry.handler("dsync.*")(lambda e: seen.append((e.id, e.late)))
+    # Given two deliveries received 3 s apart, but ingested only 10 s later (a backlog), in separate batches
+    yard.deliver(envelope("event_b", 2))
+    yard.clock.advance(3)
+    yard.deliver(envelope("event_a", 1))
+    yard.clock.advance(10)
+    yard.ingester.batch_size = 1
+    result = yard.ingester.ingest_once()
+    assert result is not None
+    yard.wakes.extend(result.wake)
+    yard.step()  # event_b is admitted and could run at once if the window counted from receipt
+    yard.run()
+    # Then the earlier-issued event still overtakes: the window started at admission
+    assert seen == [("event_a", False), ("event_b", False)]

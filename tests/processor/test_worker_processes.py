@@ -245,13 +245,15 @@ def test_worker_metrics_are_merged_across_processes(
     assert 'hookyard_oldest_pending_age_seconds{handler="ledger.ordered"} 0.0' in text
 
 
-def _children_with(marker: str) -> list[int]:
+def _children_with(parent: int, marker: str) -> list[int]:
+    """Child processes of `parent` whose command line contains `marker`."""
     found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+    for proc_dir in Path("/proc").glob("[0-9]*"):
         try:
-            if marker.encode() in cmdline.read_bytes():
-                found.append(int(cmdline.parent.name))
-        except OSError:
+            ppid = int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == parent and marker.encode() in (proc_dir / "cmdline").read_bytes():
+                found.append(int(proc_dir.name))
+        except (OSError, IndexError, ValueError):
             continue
     return found
 
@@ -266,7 +268,7 @@ def test_killing_the_ingester_loses_nothing(
     redis_client.rpush(keys.INBOX_WAKE, 1)
     wait_for(lambda: redis_client.llen(LEDGER) >= 20, 30, "the first events")
     # When the dedicated ingester is SIGKILLed (mid-batch or between batches)
-    [ingester] = [pid for pid in _children_with("--ingester") if pid != os.getpid()]
+    [ingester] = _children_with(proc.process.pid, "--ingester")
     os.kill(ingester, signal.SIGKILL)
     redis_client.rpush(keys.INBOX, *messages[100:])
     redis_client.rpush(keys.INBOX_WAKE, 1)

@@ -1,0 +1,142 @@
+"""Failure modes found in review: Redis refusing writes, crash loops, unknown handlers, shutdown, lease holds."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from processor import Registry
+from processor.engine import Engine
+from processor.store import Claim
+from processor.testing import Harness
+from shared.errors import StoreUnavailable
+from shared.settings import Settings
+
+ENVELOPE = {
+    "id": "event_1",
+    "event": "dsync.user.updated",
+    "data": {"id": "user_1"},
+    "created_at": "2026-01-01T00:00:01Z",
+}
+
+
+@pytest.fixture
+def registry() -> Registry:
+    return Registry()
+
+
+@pytest.fixture
+def yard(registry: Registry, redis_url: str) -> Iterator[Harness]:
+    harness = Harness(registry, redis_url=redis_url, reorder_window_s=0)
+    yield harness
+    harness.close()
+
+
+def test_a_full_redis_is_an_outage_not_a_bug(yard: Harness, redis_client: redis.Redis) -> None:
+    redis_client.config_set("maxmemory", "1")
+    try:
+        with pytest.raises(StoreUnavailable):
+            yard.store.heartbeat("w:1", yard.clock())
+    finally:
+        redis_client.config_set("maxmemory", "0")
+    yard.store.heartbeat("w:1", yard.clock())
+
+
+def test_a_loop_survives_unexpected_errors(redis_url: str) -> None:
+    settings = Settings.from_env({"REDIS_URL": redis_url}, require_secret=False)
+    engine = Engine(settings, Registry())
+    try:
+        calls = []
+        stop = threading.Event()
+
+        def step() -> float:
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("a bug in one round")
+            if len(calls) == 2:
+                raise StoreUnavailable("redis: down")
+            stop.set()
+            return 0.0
+
+        engine.loops._guarded(step, stop)
+        assert len(calls) == 3
+    finally:
+        engine.close()
+
+
+def test_an_event_that_kills_its_worker_every_time_is_set_aside(registry: Registry, yard: Harness) -> None:
+    registry.handler("dsync.*", name="fragile", max_attempts=2)(lambda e: None)
+    yard.deliver(ENVELOPE)
+
+    def worker_dies(*args: object, **kwargs: object) -> object:
+        raise SystemExit("killed while running this event")
+
+    real_complete = yard.store.complete
+    yard.store.complete = worker_dies  # type: ignore[method-assign]
+    # Given a worker that dies during each of the two allowed attempts
+    for _ in range(2):
+        with pytest.raises(SystemExit):
+            yard.step()
+        yard.clock.advance(11)  # the dead worker's lease lapses
+    yard.store.complete = real_complete  # type: ignore[method-assign]
+    # When the pair is claimed a third time, the event becomes a dead letter instead of a third crash
+    yard.run()
+    [dead] = yard.dead_letters()
+    assert (dead["event_id"], dead["error_type"], dead["attempts"]) == ("event_1", "WorkerLost", 3)
+
+
+def test_an_unknown_handler_gives_the_pair_back_uncounted(registry: Registry, redis_url: str) -> None:
+    # Given an event admitted by a worker that has handler "newer"
+    registry.handler("dsync.*", name="newer")(lambda e: None)
+    admitting = Harness(registry, redis_url=redis_url, reorder_window_s=0)
+    admitting.deliver(ENVELOPE)
+    result = admitting.ingester.ingest_once()
+    assert result is not None
+    [(shard, pid)] = result.wake
+    # When a worker without that handler (an older deploy) runs the pair
+    older = Harness(Registry(), redis_url=redis_url, reorder_window_s=0)
+    try:
+        older.clock.set(admitting.clock())
+        assert older.runner.run_pairs(shard, [pid]) == 1
+        # Then nothing was counted or dead-lettered, and the pair is due again in 30 s for another worker
+        claim = admitting.store.claim(shard, pid, "t", admitting.clock() + 30_000)
+        assert isinstance(claim, Claim)
+        assert claim.attempt == 1
+        assert older.dead_letters() == []
+    finally:
+        older.close()
+        admitting.close()
+
+
+def test_a_stopping_runner_gives_unstarted_claims_back(registry: Registry, yard: Harness) -> None:
+    seen: list[str] = []
+    registry.handler("dsync.*", name="sink", order_by="none")(lambda e: seen.append(e.id))
+    for i in range(3):
+        yard.deliver({**ENVELOPE, "id": f"event_{i}", "data": {"id": f"user_{i}"}})
+    result = yard.ingester.ingest_once()
+    assert result is not None
+    by_shard: dict[int, list[str]] = {}
+    for shard, pid in result.wake:
+        by_shard.setdefault(shard, []).append(pid)
+    # When the worker is shutting down as a wake-up arrives
+    yard.runner.stopping.set()
+    for shard, pids in by_shard.items():
+        yard.runner.run_pairs(shard, pids)
+    assert len(seen) <= len(by_shard)  # at most the first pair of each wake-up started before the check
+    # Then what was not run is back in the queue, its attempt not counted, and runs normally later
+    yard.runner.stopping.clear()
+    yard.run()
+    assert sorted(seen) == ["event_0", "event_1", "event_2"]
+    assert yard.dead_letters() == []
+
+
+def test_releasing_an_old_claim_keeps_a_newer_hold(yard: Harness) -> None:
+    keeper = yard.runner.lease_keeper
+    old = Claim(0, "pair", "token-a", "e", 0, 1, False, False, 0, 0, "h", "workos", "k", b"")
+    new = Claim(0, "pair", "token-b", "e", 0, 2, False, False, 0, 0, "h", "workos", "k", b"")
+    keeper.hold(new)
+    keeper.release(old)
+    assert keeper._held == {(0, "pair"): "token-b"}
