@@ -78,11 +78,21 @@ local function rearm(pid, now, window, grace, allow_wake)
   return {at, 0}
 end
 
+-- Event ids compared byte by byte, as the sorted set orders equal scores (Lua's `<` on strings follows the
+-- server's locale, which may not be C).
+local function id_lt(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
 -- The last delivered position only moves forward; an event behind it is "late".
 local function advance(score, eid)
   local last = redis.call('HMGET', K.pair, 'last_score', 'last_eid')
   local ls = tonumber(last[1])
-  if ls == nil or score > ls or (score == ls and eid > (last[2] or '')) then
+  if ls == nil or score > ls or (score == ls and id_lt(last[2] or '', eid)) then
     redis.call('HSET', K.pair, 'last_score', fmt(score), 'last_eid', eid)
   end
 end
@@ -91,7 +101,7 @@ local function is_late(score, eid)
   local last = redis.call('HMGET', K.pair, 'last_score', 'last_eid')
   local ls = tonumber(last[1])
   if ls == nil then return 0 end
-  if score < ls or (score == ls and eid < (last[2] or '')) then return 1 end
+  if score < ls or (score == ls and id_lt(eid, last[2] or '')) then return 1 end
   return 0
 end
 
