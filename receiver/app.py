@@ -2,6 +2,7 @@
 
 `create_app(settings)` serves `POST /webhooks/{source}`, plus `/healthz`, `/readyz` and `/metrics` unless
 `ops_port` is set; then `create_ops_app(settings, state)` serves those three over the webhook app's state.
+Both serve `/openapi.json`, the description of their own paths.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from receiver.access_log import AccessLog
 from receiver.dispatch import WebhookDispatch
 from receiver.health import Liveness, Readiness
 from receiver.metrics import MetricsEndpoint
+from receiver.openapi import OPS_PATHS, WEBHOOK_PATHS, openapi_route
 from receiver.state import ReceiverState
 from receiver.webhook import WebhookEndpoint, wall_clock_ms
 from shared.logging import get_logger
@@ -39,6 +41,7 @@ def create_app(settings: Settings, *, clock_ms: Callable[[], int] | None = None)
     webhook = WebhookEndpoint(settings.sources, settings.max_body_bytes, state, clock_ms=clock_ms or wall_clock_ms)
     readiness = Readiness(state)
     routes = [] if settings.ops_port is not None else _ops_routes(state, readiness)
+    routes.append(openapi_route(WEBHOOK_PATHS if settings.ops_port is not None else WEBHOOK_PATHS | OPS_PATHS))
     app = WebhookDispatch(
         AccessLog(webhook),
         routes=routes,
@@ -51,7 +54,8 @@ def create_app(settings: Settings, *, clock_ms: Callable[[], int] | None = None)
 
 def create_ops_app(settings: Settings, state: ReceiverState) -> Starlette:
     """Probes and metrics over `state` (owned by the webhook app), for serving on `settings.ops_port`."""
-    return Starlette(routes=_ops_routes(state, Readiness(state)), exception_handlers=_EXCEPTION_HANDLERS)
+    routes = [*_ops_routes(state, Readiness(state)), openapi_route(OPS_PATHS)]
+    return Starlette(routes=routes, exception_handlers=_EXCEPTION_HANDLERS)
 
 
 def receiver_state(app: Starlette) -> ReceiverState:

@@ -18,6 +18,7 @@ import uvloop
 from starlette.types import ASGIApp
 
 from receiver.app import create_app, create_ops_app, receiver_state
+from receiver.http_protocol import BoundedHttpToolsProtocol
 from shared.logging import get_logger
 from shared.settings import Settings
 
@@ -26,8 +27,9 @@ __all__ = ["EXIT_OK", "EXIT_STARTUP_FAILURE", "run", "serve"]
 EXIT_OK: Final = 0
 EXIT_STARTUP_FAILURE: Final = 3  # uvicorn's own code for "could not start"
 
-#: Concurrent connections + requests before uvicorn answers 503 itself. Each request may buffer up to
-#: HOOKYARD_MAX_BODY_BYTES, so this bounds memory as well as queueing (1024 x 1 MiB by default).
+#: Concurrent requests before the receiver answers 503 itself (idle connections do not count, see
+#: receiver/http_protocol.py). Each request may buffer up to HOOKYARD_MAX_BODY_BYTES, so this bounds memory as
+#: well as queueing (1024 x 1 MiB by default).
 LIMIT_CONCURRENCY: Final = 1024
 BACKLOG: Final = 2048
 KEEP_ALIVE_S: Final = 5
@@ -55,7 +57,7 @@ def _config(app: ASGIApp, host: str, port: int, *, lifespan: Literal["on", "off"
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=BoundedHttpToolsProtocol,  # httptools, with head/body deadlines and a head size limit
         ws="none",
         lifespan=lifespan,
         access_log=False,  # receiver/access_log.py logs each webhook request
