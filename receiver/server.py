@@ -8,6 +8,7 @@ Redis client closes. A clean stop exits 0.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -72,6 +73,16 @@ def _config(app: ASGIApp, host: str, port: int, *, lifespan: Literal["on", "off"
     )
 
 
+def _tune_gc() -> None:
+    # A request allocates a few hundred short-lived objects, almost all freed by reference counting; with the
+    # default threshold (700) a generation-0 collection ran every couple of requests, re-scanning the app's
+    # long-lived objects too. Freezing what start-up built and collecting generation 0 far less often cut
+    # ~8 µs of CPU per request (docs/benchmarks.md). Reference cycles are still collected, just in bigger batches.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 50)
+
+
 async def serve(settings: Settings) -> int:
     """Serve until SIGTERM or SIGINT; returns the process exit code."""
     app = create_app(settings)
@@ -80,6 +91,7 @@ async def serve(settings: Settings) -> int:
         ops_app = create_ops_app(settings, receiver_state(app))
         # The webhook app's lifespan owns the shared state; the ops app has none of its own.
         servers.append(_Server(_config(ops_app, settings.host, settings.ops_port, lifespan="off")))
+    _tune_gc()
 
     def stop(signum: int) -> None:
         get_logger(_LOGGER).info("receiver.stopping", signal=signal.Signals(signum).name)

@@ -16,7 +16,7 @@ from receiver.json_response import dump_json, send_json
 from receiver.metrics import ReceiverMetrics
 from receiver.outcome import REQUEST_RECORD, UNKNOWN_SOURCE_LABEL, Outcome, RequestRecord
 from receiver.state import ReceiverState
-from shared.envelope import parse_envelope
+from shared.envelope import parse_routing
 from shared.errors import EnvelopeError, SignatureError, StoreUnavailable
 from shared.logging import get_logger
 from shared.settings import SourceConfig
@@ -153,20 +153,20 @@ class WebhookEndpoint:
         record.signed_at_ms = signed_at_ms
 
         try:
-            envelope = parse_envelope(body)
+            event_id, event_type, _ = parse_routing(body)  # the worker parses the rest (created_at) at ingest
         except EnvelopeError as exc:
             record.reason = exc.reason
             payload = dump_json({"error": "invalid_event", "reason": exc.reason})
             await _answer(send, record, "invalid_event", 400, payload)
             return
-        record.event_id = envelope.id
-        record.event_type = envelope.type
+        record.event_id = event_id
+        record.event_type = event_type
 
         message_bytes = encode_message(
             QueuedEvent(
                 source=source.name,
-                event_id=envelope.id,
-                event_type=envelope.type,
+                event_id=event_id,
+                event_type=event_type,
                 signed_at_ms=signed_at_ms,
                 received_at_ms=now_ms,
                 raw=body,
@@ -180,7 +180,7 @@ class WebhookEndpoint:
         except StoreUnavailable:
             await _answer(send, record, "store_unavailable", 503, _STORE_UNAVAILABLE, _RETRY_AFTER)
             return
-        payload = dump_json({"status": "accepted", "id": envelope.id})
+        payload = dump_json({"status": "accepted", "id": event_id})
         await _answer(send, record, "accepted", 200, payload)
 
 

@@ -287,3 +287,31 @@ def test_envelope_created_at_feeds_issued_at() -> None:
     envelope = parse_envelope(_envelope(created_at="2024-07-31T16:35:01.539Z"))
 
     assert issued_at_ms(envelope.created_at, 0) == 1_722_443_701_539
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"not json", "not_json"),
+        (b"[]", "not_object"),
+        (b'{"event": "x", "data": {}}', "missing_id"),
+        (b'{"id": "e", "data": {}}', "missing_event"),
+        (b'{"id": "e", "event": "x", "data": []}', "bad_data"),
+    ],
+)
+def test_parse_routing_rejects_as_parse_envelope_does(body: bytes, reason: str) -> None:
+    from shared.envelope import parse_routing
+
+    with pytest.raises(EnvelopeError) as routed:
+        parse_routing(body)
+    with pytest.raises(EnvelopeError) as parsed:
+        parse_envelope(body)
+    assert routed.value.reason == parsed.value.reason == reason
+
+
+def test_parse_routing_returns_id_type_and_document() -> None:
+    from shared.envelope import parse_routing
+
+    body = b'{"id": "event_1", "event": "dsync.user.created", "data": {"id": "u"}, "created_at": "garbage"}'
+    event_id, event_type, document = parse_routing(body)
+    assert (event_id, event_type, document["data"]) == ("event_1", "dsync.user.created", {"id": "u"})
