@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help install run test test-only lint fmt typecheck bench chaos clean
+.PHONY: help install run test test-only lint fmt typecheck bench bench-quick chaos clean
 .PHONY: tools
 
 help:
@@ -49,6 +49,9 @@ chaos: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench --quick --output .hookyard/benchmarks-quick.md
 
 clean:
 	rm -rf $(VENV) .hookyard .mypy_cache .ruff_cache

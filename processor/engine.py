@@ -8,6 +8,7 @@ the wake grace), doubling one costs a no-op claim. Correctness lives in Redis (p
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -222,6 +223,8 @@ class ProcessorLoops(dramatiq.Middleware):
             return 0.0
 
         self._guarded(step, stop)
+        with contextlib.suppress(StoreUnavailable):  # if Redis is away, the lease lapses by itself
+            engine.store.release_ingest_lease(engine.ingester.token)
 
     def sweep_once(self) -> int:
         """Heartbeat, then wake every pair that is due; returns how many pairs were woken."""

@@ -72,7 +72,11 @@ class LeaseKeeper:
                 if self.store.renew(shard, pid, token, self.clock_ms()):
                     kept += 1
                 else:
-                    log.warning("lease.lost", shard=shard, pair=pid)
+                    with self._lock:
+                        still_held = self._held.get((shard, pid)) == token
+                    # A run that completed between the snapshot and the renewal freed its lease itself.
+                    if still_held:
+                        log.warning("lease.lost", shard=shard, pair=pid)
             except StoreUnavailable as exc:
                 log.warning("lease.renew_failed", shard=shard, pair=pid, error=str(exc)[:200])
         return kept

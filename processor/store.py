@@ -141,6 +141,10 @@ class Store:
     def hold_ingest_lease(self, token: str, lease_ms: int) -> bool:
         return bool(self._run("inbox_lease", [keys.INBOX_LEASE], [token, lease_ms]))
 
+    def release_ingest_lease(self, token: str) -> None:
+        """Give the ingest lease up (on shutdown), so another ingester need not wait for it to lapse."""
+        self._run("inbox_lease", [keys.INBOX_LEASE], [token, 0])
+
     def ack_inbox(self, token: str, count: int, lease_ms: int) -> bool:
         return bool(self._run("inbox_ack", [keys.INBOX, keys.INBOX_LEASE], [token, count, lease_ms]))
 

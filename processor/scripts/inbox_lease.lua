@@ -1,5 +1,10 @@
--- Take or keep the single ingest lease. KEYS[1] lease. ARGV: token, lease ms. Returns 1 if we hold it.
+-- Take, keep or give up the single ingest lease. KEYS[1] lease. ARGV: token, lease ms (0 = give it up).
+-- Returns 1 if we hold it now.
 local holder = redis.call('GET', KEYS[1])
+if ARGV[2] == '0' then
+  if holder == ARGV[1] then redis.call('DEL', KEYS[1]) end
+  return 0
+end
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 1
