@@ -240,13 +240,14 @@ async def run_actions(stack: Stack, plan: Plan, span_s: float, ledger: redis.Red
         await asyncio.sleep(span_s / (n + 1))
         at = time.time()
         if action == "kill-worker":
-            pids = stack.worker_pids()
+            pids = stack.worker_pids()  # the supervisor's children: the workers and the ingester
             if not pids:
                 continue
             victim = pids[i % len(pids)]
+            role = "ingester" if b"--ingester" in Path(f"/proc/{victim}/cmdline").read_bytes() else "worker"
             in_flight = [str(k) for k, v in ledger.hgetall(IN_FLIGHT).items() if int(v) == victim]
             os.kill(victim, signal.SIGKILL)
-            recoveries.append(Recovery(f"SIGKILL worker {victim}", at, in_flight))
+            recoveries.append(Recovery(f"SIGKILL {role} {victim}", at, in_flight))
         elif action == "restart-redis":
             await asyncio.to_thread(stack.redis.restart)
             recoveries.append(Recovery("restart Redis (SIGTERM)", at, []))
