@@ -13,14 +13,12 @@ import redis
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from processor.discovery import load_handlers
 from processor.engine import wall_ms
 from processor.handlers import default_registry
+from processor.startup import start_process
 from processor.stats import BacklogCollector
 from processor.supervisor import ChildSpec, Supervisor
-from shared.errors import ConfigError, RegistrationError
-from shared.logging import configure_logging, get_logger
-from shared.settings import Settings
+from shared.logging import get_logger
 
 __all__ = ["main"]
 
@@ -28,18 +26,10 @@ log = get_logger("hookyard.processor")
 
 
 def main() -> int:
-    try:
-        settings = Settings.from_env(os.environ, require_secret=False)
-    except ConfigError as exc:
-        print(f"hookyard worker: configuration error: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(settings.log_level, settings.log_format)
-    try:
-        # Import once here so a broken handler module stops us now, not in a restart loop of children.
-        load_handlers(settings)
-    except RegistrationError as exc:
-        print(f"hookyard worker: {exc}", file=sys.stderr)
-        return 2
+    # Handlers are imported here once, so a broken module stops us now, not in a restart loop of children.
+    settings = start_process()
+    if isinstance(settings, int):
+        return settings
     metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="hookyard-metrics-")
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)

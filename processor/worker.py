@@ -13,12 +13,11 @@ from types import FrameType
 
 import dramatiq
 
-from processor.discovery import load_handlers
 from processor.engine import Engine
 from processor.handlers import default_registry
 from processor.metrics import WorkerMetrics
-from shared.errors import ConfigError, RegistrationError
-from shared.logging import configure_logging, get_logger
+from processor.startup import start_process
+from shared.logging import get_logger
 from shared.settings import Settings
 
 __all__ = ["main", "serve"]
@@ -74,17 +73,9 @@ def serve(settings: Settings, stop: threading.Event, *, standby_ingest: bool = F
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     ingester = args == ["--ingester"]
-    try:
-        settings = Settings.from_env(os.environ, require_secret=False)
-    except ConfigError as exc:
-        print(f"hookyard worker: configuration error: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(settings.log_level, settings.log_format)
-    try:
-        load_handlers(settings)
-    except RegistrationError as exc:
-        print(f"hookyard worker: {exc}", file=sys.stderr)
-        return 2
+    settings = start_process()
+    if isinstance(settings, int):
+        return settings
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
