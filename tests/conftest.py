@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
 
 from shared.embedded_redis import EmbeddedRedis
+from tests.fixtures import WORKOS_SAMPLES
 
 TEST_SECRET = "whsec_test_0123456789abcdef"
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "workos-events"
+SAMPLES = WORKOS_SAMPLES
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ from shared import keys
 from shared.embedded_redis import free_port
 from shared.signature import sign
 from tests.conftest import TEST_SECRET
+from tests.fixtures import WORKOS_SAMPLES
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -71,7 +72,7 @@ def stack(redis_url: str) -> Iterator[str]:
 
 
 def test_a_signed_delivery_reaches_the_handler_with_every_field(stack: str, redis_client: redis.Redis) -> None:
-    body = (ROOT.parent / "shared" / "workos-events" / "connection.deactivated.json").read_bytes()
+    body = (WORKOS_SAMPLES / "connection.deactivated.json").read_bytes()
     signed_ms = int(time.time() * 1000)
     header = sign(body, TEST_SECRET.encode(), signed_ms)
     before = datetime.now().astimezone()

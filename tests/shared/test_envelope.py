@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -13,9 +12,9 @@ from hypothesis import strategies as st
 
 from shared.envelope import Envelope, issued_at_ms, parse_created_at, parse_envelope
 from shared.errors import EnvelopeError
+from tests.fixtures import WORKOS_SAMPLES
 
-# CI lays the repo's sibling `shared/` folder beside the clone, so this path holds there and locally.
-EVENTS = Path(__file__).resolve().parents[3] / "shared" / "workos-events"
+EVENTS = WORKOS_SAMPLES
 
 PROPERTY = settings(database=None, deadline=None)
 

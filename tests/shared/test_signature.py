@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,9 +19,9 @@ from shared.signature import (
     sign,
     verify_signature,
 )
+from tests.fixtures import WORKOS_SAMPLES
 
-# CI lays the repo's sibling `shared/` folder beside the clone, so this path holds there and locally.
-EVENTS = Path(__file__).resolve().parents[3] / "shared" / "workos-events"
+EVENTS = WORKOS_SAMPLES
 
 VECTOR_T = 1722443701539
 VECTOR_HEADER = f"t={VECTOR_T}, v1=bd54a3768f461461c8439c2f97ab0d646ef3976f84d5d5b132d18f2fa89cdad5"
