@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from processor.event import Event, from_ms
 from shared.envelope import issued_at_ms, parse_envelope
 from shared.wire import QueuedEvent, decode_message
 
-__all__ = ["event_from_message", "event_from_queued"]
+__all__ = ["bound_issued_ms", "event_from_message", "event_from_queued"]
 
 
 def event_from_queued(queued: QueuedEvent) -> tuple[Event, int]:
@@ -29,7 +30,24 @@ def event_from_queued(queued: QueuedEvent) -> tuple[Event, int]:
     return event, issued_ms
 
 
-def event_from_message(message: bytes, *, late: bool, attempt: int) -> Event:
-    """The event a handler receives, from the queued message kept with its pending run."""
+def bound_issued_ms(issued_ms: int, received_at_ms: int, future_tolerance_ms: int) -> int:
+    """The issued time to order by: the event's own, unless it lies further ahead of its receipt than the
+    signature tolerance allows a clock to be off. Such a `created_at` cannot be true, and trusting it would make
+    every later event of its key look late; the receipt time stands in for it."""
+    if issued_ms > received_at_ms + future_tolerance_ms:
+        return received_at_ms
+    return issued_ms
+
+
+def event_from_message(
+    message: bytes,
+    *,
+    late: bool,
+    attempt: int,
+    issued_at_ms: int,
+    lease_check: Callable[[], bool] | None = None,
+) -> Event:
+    """The event a handler receives, from the queued message kept with its pending run. `issued_at_ms` is the
+    position it was queued at (the bounded issued time), so the handler sees the time it was ordered by."""
     event, _ = event_from_queued(decode_message(message))
-    return replace(event, late=late, attempt=attempt)
+    return replace(event, late=late, attempt=attempt, issued_at=from_ms(issued_at_ms), lease_check=lease_check)

@@ -25,8 +25,9 @@ from redis.retry import Retry
 
 from processor.handlers import Registry
 from processor.ingest import Ingester
+from processor.leases import LeaseKeeper
 from processor.metrics import WorkerMetrics
-from processor.runner import LeaseKeeper, Runner
+from processor.runner import Runner
 from processor.store import Store
 from shared.errors import StoreUnavailable
 from shared.logging import get_logger
@@ -41,6 +42,7 @@ QUEUE_NAME = "hookyard"
 DRAMATIQ_NAMESPACE = "hookyard-dramatiq"
 WAKE_QUEUE_KEY = f"{DRAMATIQ_NAMESPACE}:{QUEUE_NAME}"  # the list of message ids Dramatiq's Redis broker keeps
 _MAX_PAIRS_PER_MESSAGE = 32
+_TRIM_LETTERS_EVERY_S = 30.0
 
 
 def wall_ms() -> int:
@@ -82,6 +84,8 @@ class Engine:
             lease_ms=int(settings.lease_s * 1000),
             dedupe_ttl_ms=int(settings.dedupe_ttl_s * 1000),
             retention_ms=int(settings.retention_s * 1000),
+            letter_retention_ms=int(settings.dead_letter_retention_s * 1000),
+            letter_limit=settings.dead_letter_limit,
         )
         self.broker = RedisBroker(  # type: ignore[no-untyped-call]
             client=redis_client(settings.redis_url), namespace=DRAMATIQ_NAMESPACE, middleware=[]
@@ -94,10 +98,15 @@ class Engine:
             priority=0,
             options={},
         )
-        self.lease_keeper = LeaseKeeper(self.store, clock_ms)
+        self.lease_keeper = LeaseKeeper(self.store, clock_ms, settings.lease_s)
         # The ingest lease outlives the client's socket timeout, so one slow admit is not a takeover.
         self.ingester = Ingester(
-            self.store, registry, clock_ms=clock_ms, metrics=metrics, lease_ms=int(settings.lease_s * 1000) + 5000
+            self.store,
+            registry,
+            clock_ms=clock_ms,
+            metrics=metrics,
+            lease_ms=int(settings.lease_s * 1000) + 5000,
+            future_tolerance_ms={name: int(src.tolerance_s * 1000) for name, src in settings.sources.items()},
         )
         self.runner = Runner(
             self.store,
@@ -106,6 +115,8 @@ class Engine:
             send_wake=self.send_wake,
             lease_keeper=self.lease_keeper,
             metrics=metrics,
+            handoff_after_s=settings.handoff_after_s,
+            letter_retention_ms=int(settings.dead_letter_retention_s * 1000),
         )
         self.loops = ProcessorLoops(self)
         self.broker.add_middleware(self.loops)
@@ -114,7 +125,8 @@ class Engine:
         try:
             self.runner.run_pairs(shard, pids)  # the count is for tests and the harness
         except StoreUnavailable as exc:
-            # Whatever was claimed stays leased until it expires; the sweep then hands it to a runner again.
+            # A claim taken stays leased until it expires; the sweep then hands it (and the pairs this wake-up
+            # had not started) to a runner again.
             log.warning("run.store_unavailable", shard=shard, pairs=len(pids), error=str(exc)[:200])
 
     def send_wake(self, wake: list[tuple[int, str]], sender: str) -> None:
@@ -154,14 +166,19 @@ class ProcessorLoops(dramatiq.Middleware):
         # A worker process is the stand-by ingester: the supervisor's dedicated ingester process normally holds
         # the lease, and a worker only competes for it after this delay (or once that lease lapses).
         self.ingest_delay_s = 0.0
+        #: Called (once) when too many threads are stuck in abandoned calls: the worker should restart.
+        self.on_exhausted: Callable[[], None] | None = None
+        self._exhausted = False
+        self._letters_trimmed_at = 0.0
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self.start()
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        # Stop taking new work; keep renewing the leases of handlers still running until they finish.
+        # Stop taking new work; keep renewing the leases of handlers still running (and enforcing their
+        # timeouts) until they finish.
         self.engine.runner.stopping.set()
-        self.stop(keep=("hookyard-leases",))
+        self.stop(keep=("hookyard-leases", "hookyard-watchdog"))
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self.stop()
@@ -172,7 +189,11 @@ class ProcessorLoops(dramatiq.Middleware):
             return
         loops: list[tuple[str, Callable[[threading.Event], None]]] = [("hookyard-ingest", self._ingest_loop)]
         if not ingest_only:
-            loops += [("hookyard-sweep", self._sweep_loop), ("hookyard-leases", self._lease_loop)]
+            loops += [
+                ("hookyard-sweep", self._sweep_loop),
+                ("hookyard-leases", self._lease_loop),
+                ("hookyard-watchdog", self._watchdog_loop),
+            ]
         for name, target in loops:
             stop = self._stops[name] = threading.Event()
             thread = threading.Thread(target=target, args=(stop,), name=name, daemon=True)
@@ -229,7 +250,13 @@ class ProcessorLoops(dramatiq.Middleware):
     def sweep_once(self) -> int:
         """Heartbeat, then wake every pair that is due; returns how many pairs were woken."""
         engine = self.engine
-        engine.store.heartbeat(self._worker_id, engine.clock_ms())
+        info = {"abandoned": engine.runner.inflight.abandoned, "threads": engine.settings.worker_threads}
+        engine.store.heartbeat(self._worker_id, engine.clock_ms(), info)
+        if time.monotonic() - self._letters_trimmed_at >= _TRIM_LETTERS_EVERY_S:
+            self._letters_trimmed_at = time.monotonic()
+            dropped = engine.store.trim_letters(engine.clock_ms())
+            if dropped:
+                log.warning("letters.expired", dropped=dropped)
         # Backpressure: while plenty of wake-ups wait in Dramatiq's queue (threads busy with slow handlers),
         # sending more would only pile up no-op messages; due pairs stay due and are found next round.
         enough_queued = 4 * engine.settings.worker_threads * engine.settings.workers
@@ -245,6 +272,24 @@ class ProcessorLoops(dramatiq.Middleware):
 
         def step() -> float:
             self.sweep_once()
+            return interval
+
+        self._guarded(step, stop)
+
+    def _watchdog_loop(self, stop: threading.Event) -> None:
+        """Hand waiting pairs on, expire calls past their timeout, and restart a worker with too many stuck."""
+        engine = self.engine
+        interval = min(0.1, engine.settings.handoff_after_s / 2)
+
+        def step() -> float:
+            engine.runner.inflight.tick()
+            abandoned = engine.runner.inflight.abandoned
+            if abandoned >= engine.settings.max_abandoned_threads and not self._exhausted:
+                self._exhausted = True
+                log.error("worker.too_many_abandoned_calls", abandoned=abandoned,
+                          limit=engine.settings.max_abandoned_threads, action="restarting")  # fmt: skip
+                if self.on_exhausted is not None:
+                    self.on_exhausted()
             return interval
 
         self._guarded(step, stop)

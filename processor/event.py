@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,3 +35,14 @@ class Event:
     raw: bytes
     late: bool = False
     attempt: int = 1
+    lease_check: Callable[[], bool] | None = field(default=None, repr=False, compare=False)
+
+    def lease_held(self) -> bool:
+        """True while this run still owns the event: its lease is renewed and its timeout has not passed.
+
+        A call that outlives its lease (the worker was paused, Redis was unreachable, the call passed its
+        `timeout`) may overlap a newer run of the same event by another worker. A slow handler can check this
+        right before an effect that must not happen twice, and return or raise instead. Always True outside a
+        worker (in tests that build an `Event` by hand).
+        """
+        return self.lease_check is None or self.lease_check()

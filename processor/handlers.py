@@ -21,11 +21,14 @@ from processor.event import Event
 from processor.ordering import NO_ORDERING, OrderBy, OrderingKeyFn, key_function
 from shared.errors import HookyardError, RegistrationError
 
-__all__ = ["HandlerFn", "HandlerSpec", "Registry", "RetryLater", "default_registry", "handler"]
+__all__ = ["DEFAULT_TIMEOUT_S", "HandlerFn", "HandlerSpec", "Registry", "RetryLater", "default_registry", "handler"]
 
 HandlerFn = Callable[[Event], None] | Callable[[Event], Awaitable[None]]
 F = TypeVar("F", bound=Callable[..., Any])
 LatePolicy = Literal["deliver", "skip"]
+
+#: How long one handler call may run before it counts as a failed attempt (`HandlerTimeout`).
+DEFAULT_TIMEOUT_S = 300.0
 
 _PATTERN = re.compile(r"^[A-Za-z0-9_.*?\[\]!-]+$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:<>-]{0,199}$")
@@ -53,6 +56,7 @@ class HandlerSpec:
     max_attempts: int = 8
     min_backoff_s: float = 1.0
     max_backoff_s: float = 600.0
+    timeout_s: float = DEFAULT_TIMEOUT_S
     origin: str = ""
     is_async: bool = False
     key_fn: OrderingKeyFn = field(default=key_function("resource"), repr=False)
@@ -67,6 +71,18 @@ class HandlerSpec:
 
     def ordering_key(self, event: Event) -> str:
         return self.key_fn(event)
+
+    def options(self) -> dict[str, Any]:
+        """The delivery options as `Registry.register` takes them (to register the same handler elsewhere)."""
+        return {
+            "name": self.name,
+            "order_by": self.order_by,
+            "late": self.late,
+            "max_attempts": self.max_attempts,
+            "min_backoff": self.min_backoff_s,
+            "max_backoff": self.max_backoff_s,
+            "timeout": self.timeout_s,
+        }
 
 
 def _check_pattern(pattern: object) -> str:
@@ -92,6 +108,7 @@ class Registry:
         max_attempts: int = 8,
         min_backoff: float = 1.0,
         max_backoff: float = 600.0,
+        timeout: float = DEFAULT_TIMEOUT_S,
     ) -> Callable[[F], F]:
         """Register the decorated function (sync or async, taking one `Event`) for events matching `patterns`."""
 
@@ -105,6 +122,7 @@ class Registry:
                 max_attempts=max_attempts,
                 min_backoff=min_backoff,
                 max_backoff=max_backoff,
+                timeout=timeout,
             )
             return func
 
@@ -121,6 +139,7 @@ class Registry:
         max_attempts: int = 8,
         min_backoff: float = 1.0,
         max_backoff: float = 600.0,
+        timeout: float = DEFAULT_TIMEOUT_S,
     ) -> HandlerSpec:
         label = name or f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', repr(func))}"
         where = f"handler {label!r}"
@@ -141,6 +160,8 @@ class Registry:
             raise RegistrationError(f"{where}: max_attempts must be an integer from 1 to 1000")
         if not 0 <= min_backoff <= max_backoff:
             raise RegistrationError(f"{where}: need 0 <= min_backoff <= max_backoff")
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 86400:
+            raise RegistrationError(f"{where}: timeout must be a number of seconds, above 0 and at most 86400")
         if label in self._handlers:
             raise RegistrationError(f"{where}: a handler with this name is already registered")
         regex = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in checked))
@@ -153,6 +174,7 @@ class Registry:
             max_attempts=max_attempts,
             min_backoff_s=float(min_backoff),
             max_backoff_s=float(max_backoff),
+            timeout_s=float(timeout),
             origin=self.origin,
             is_async=inspect.iscoroutinefunction(func),
             key_fn=key_fn,

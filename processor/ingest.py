@@ -7,15 +7,16 @@ trims the batch off the inbox, fenced by its lease: a crash at any point re-admi
 
 from __future__ import annotations
 
+import hashlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from processor.decode import event_from_queued
+from processor.decode import bound_issued_ms, event_from_queued
 from processor.handlers import Registry
 from processor.metrics import WorkerMetrics
-from processor.store import Admission, Store, Target
-from shared import keys
+from processor.routing import route
+from processor.store import Admission, Store
 from shared.errors import EnvelopeError, WireFormatError
 from shared.logging import get_logger
 from shared.wire import decode_message
@@ -23,6 +24,8 @@ from shared.wire import decode_message
 __all__ = ["IngestResult", "Ingester"]
 
 log = get_logger("hookyard.ingest")
+
+_DEFAULT_TOLERANCE_MS = 180_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,7 @@ class Ingester:
         metrics: WorkerMetrics | None = None,
         batch_size: int = 500,
         lease_ms: int = 5000,
+        future_tolerance_ms: Mapping[str, int] | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -53,6 +57,8 @@ class Ingester:
         self.metrics = metrics
         self.batch_size = batch_size
         self.lease_ms = lease_ms
+        # How far ahead of its receipt an event's `created_at` may be, per source (its signature tolerance).
+        self.future_tolerance_ms = dict(future_tolerance_ms or {})
         self.token = uuid.uuid4().hex
 
     def holds_lease(self) -> bool:
@@ -67,12 +73,22 @@ class Ingester:
             return IngestResult(0, 0, 0, 0, [])
         batch, poison = self._prepare(messages)
         now = self.clock_ms()
-        fresh, wake = self.store.admit(batch, now) if batch else ([], [])
+        admitted = self.store.admit(batch, now) if batch else None
+        fresh = admitted.fresh if admitted is not None else []
+        wake = admitted.wake if admitted is not None else []
         if not self.store.ack_inbox(self.token, len(messages), self.lease_ms):
             # Another ingester took over while we worked: it admits the same messages (idempotently) and trims.
             log.warning("ingest.lease_lost", batch=len(messages))
             return IngestResult(len(messages), 0, 0, 0, wake)
         new = sum(fresh)
+        if admitted is not None and any(admitted.conflicts):
+            for item, conflict in zip(batch, admitted.conflicts, strict=True):
+                if conflict:
+                    # Same event id, other bytes: the first arrival stands (dedupe is by id); worth a look.
+                    log.warning("ingest.body_conflict", source=item.source, event_id=item.event_id,
+                                event_type=item.event_type)  # fmt: skip
+                    if self.metrics is not None:
+                        self.metrics.conflicts.labels(item.source).inc()
         if self.metrics is not None:
             for item, is_new in zip(batch, fresh, strict=True):
                 self.metrics.ingested.labels(item.source, "new" if is_new else "duplicate").inc()
@@ -101,19 +117,16 @@ class Ingester:
                 log.error("ingest.poison", error=type(exc).__name__, reason=str(exc)[:200])
                 poison += 1
                 continue
-            targets = []
-            for spec in self.registry.matching(event.type):
-                try:
-                    okey = spec.ordering_key(event)
-                except Exception as exc:  # noqa: BLE001 - a user key function must not stop ingestion
-                    log.error("ordering_key.failed", handler=spec.name, event_id=event.id, error=repr(exc)[:200])
-                    okey = f"event:{event.id}"
-                if not isinstance(okey, str):
-                    okey = str(okey)
-                shard = keys.pair_shard(queued.source, okey)
-                targets.append(
-                    Target(spec.name, okey, spec.ordered, shard, keys.pair_id(spec.name, queued.source, okey))
-                )
+            issued_ms_bounded = bound_issued_ms(
+                issued_ms, queued.received_at_ms, self.future_tolerance_ms.get(queued.source, _DEFAULT_TOLERANCE_MS)
+            )
+            if issued_ms_bounded != issued_ms:
+                log.warning("ingest.issued_in_future", source=queued.source, event_id=event.id,
+                            ahead_s=round((issued_ms - queued.received_at_ms) / 1000, 1))  # fmt: skip
+                if self.metrics is not None:
+                    self.metrics.future_issued.labels(queued.source).inc()
+                issued_ms = issued_ms_bounded
+            targets = route(self.registry.matching(event.type), event)
             batch.append(
                 Admission(
                     source=queued.source,
@@ -123,8 +136,9 @@ class Ingester:
                     signed_at_ms=queued.signed_at_ms,
                     received_at_ms=queued.received_at_ms,
                     issued_at_ms=issued_ms,
-                    targets=tuple(targets),
+                    targets=targets,
                     message=message,
+                    digest=hashlib.blake2b(queued.raw, digest_size=12).hexdigest(),
                 )
             )
         return batch, poison

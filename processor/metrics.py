@@ -4,7 +4,7 @@ through prometheus_client's multiprocess mode); backlog gauges are read from Red
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["WorkerMetrics"]
 
@@ -50,5 +50,30 @@ class WorkerMetrics:
             "hookyard_wakeups_sent",
             "Wake-up messages sent to Dramatiq, by who sent them (ingest, sweep, runner).",
             ["sender"],
+            registry=registry,
+        )
+        self.timeouts = Counter(
+            "hookyard_handler_timeouts",
+            "Handler calls that ran past their timeout (each counted as a failed attempt and abandoned).",
+            ["handler"],
+            registry=registry,
+        )
+        self.abandoned = Gauge(
+            "hookyard_abandoned_handler_threads",
+            "Threads still inside a handler call that timed out (summed over live worker processes).",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.conflicts = Counter(
+            "hookyard_event_body_conflicts",
+            "Redeliveries of a known event id with a different body (the first arrival is kept).",
+            ["source"],
+            registry=registry,
+        )
+        self.future_issued = Counter(
+            "hookyard_events_issued_in_future",
+            "Events whose created_at lay further ahead of their receipt than the signature tolerance "
+            "(ordered by their receipt time instead).",
+            ["source"],
             registry=registry,
         )

@@ -1,8 +1,11 @@
 """Runs pairs: claim the head event of a (handler, ordering key), call the handler, record the outcome.
 
-A run holds a fenced lease on its pair; the `LeaseKeeper` renews it while a slow handler works. Outcomes are
-recorded by one script each (complete / fail), so the only way a handler sees an event it already finished is a
-crash after it returned and before `complete` landed — then `event.attempt > 1` says so.
+A pair is claimed only by the thread about to run it, right before the call, and the call starts only while
+this process can still vouch for the lease (`processor.leases`); the `LeaseKeeper` renews it while the handler
+works and the watchdog (`processor.inflight`) enforces timeouts and hands waiting pairs to other threads.
+Outcomes are recorded by one script each (complete / fail), fenced by the lease token, so the only way a handler
+sees an event it already finished is a call that outlived its lease or a crash after it returned and before
+`complete` landed — then the next call has `event.attempt > 1`.
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ import orjson
 from processor.decode import event_from_message
 from processor.event import Event
 from processor.handlers import HandlerSpec, Registry, RetryLater
+from processor.inflight import Backlog, Call, InFlight
+from processor.leases import LeaseKeeper
 from processor.metrics import WorkerMetrics
 from processor.store import Claim, Settled, Store
 from shared.errors import EnvelopeError, StoreUnavailable, WireFormatError
 from shared.logging import get_logger
 
-__all__ = ["LeaseKeeper", "Runner", "WakeSender", "backoff_s"]
+__all__ = ["Runner", "WakeSender", "backoff_s"]
 
 log = get_logger("hookyard.runner")
 
@@ -43,47 +48,8 @@ def backoff_s(attempt: int, min_s: float, max_s: float, rng: random.Random) -> f
     return float(max(min_s, ceiling * rng.uniform(0.5, 1.0)))
 
 
-class LeaseKeeper:
-    """Renews the leases of the pairs this process is running, so a long handler keeps its pair."""
-
-    def __init__(self, store: Store, clock_ms: Callable[[], int]) -> None:
-        self.store = store
-        self.clock_ms = clock_ms
-        self._held: dict[tuple[int, str], str] = {}
-        self._lock = threading.Lock()
-
-    def hold(self, claim: Claim) -> None:
-        with self._lock:
-            self._held[(claim.shard, claim.pid)] = claim.token
-
-    def release(self, claim: Claim) -> None:
-        with self._lock:
-            # Only our own hold: another thread may hold the same pair under a newer claim by now.
-            if self._held.get((claim.shard, claim.pid)) == claim.token:
-                del self._held[(claim.shard, claim.pid)]
-
-    def renew_all(self) -> int:
-        """Renew every held lease once; returns how many are still ours."""
-        with self._lock:
-            held = list(self._held.items())
-        kept = 0
-        for (shard, pid), token in held:
-            try:
-                if self.store.renew(shard, pid, token, self.clock_ms()):
-                    kept += 1
-                else:
-                    with self._lock:
-                        still_held = self._held.get((shard, pid)) == token
-                    # A run that completed between the snapshot and the renewal freed its lease itself.
-                    if still_held:
-                        log.warning("lease.lost", shard=shard, pair=pid)
-            except StoreUnavailable as exc:
-                log.warning("lease.renew_failed", shard=shard, pair=pid, error=str(exc)[:200])
-        return kept
-
-
 class Runner:
-    """Executes wake-ups: for each pair, runs its runnable head events one at a time."""
+    """Executes wake-ups: each pair in turn, claimed only when its thread is about to run it."""
 
     def __init__(
         self,
@@ -96,6 +62,8 @@ class Runner:
         metrics: WorkerMetrics | None = None,
         budget_events: int = 100,
         budget_s: float = 2.0,
+        handoff_after_s: float = 0.5,
+        letter_retention_ms: int = 30 * 86_400_000,
         rng: random.Random | None = None,
     ) -> None:
         self.store = store
@@ -106,52 +74,52 @@ class Runner:
         self.metrics = metrics
         self.budget_events = budget_events
         self.budget_s = budget_s
+        self.letter_retention_ms = letter_retention_ms
         self.rng = rng or random.Random()
         self._local = threading.local()
-        #: Set when the worker shuts down: no new pair is started, claims not yet run are given back.
+        #: Set when the worker shuts down: no new pair is started, the waiting ones are handed on.
         self.stopping = threading.Event()
+        self.inflight = InFlight(handoff_after_s=handoff_after_s, handoff=self._handoff, expire=self._expire)
         self._loops: list[asyncio.AbstractEventLoop] = []
         self._loops_lock = threading.Lock()
 
     def run_pairs(self, shard: int, pids: list[str]) -> int:
-        """Run the pairs of one wake-up: their first claims go in one round trip, then each pair in turn.
+        """Run the pairs of one wake-up on this thread, one after another; returns how many runs settled.
 
-        Returns how many runs settled.
+        Nothing is claimed ahead: a pair still waiting here is only a name, which the watchdog sends on to another
+        thread once the current pair has kept this one busy for `handoff_after_s`.
         """
-        token = uuid.uuid4().hex
-        if len(pids) == 1:
-            return self.run_pair(shard, pids[0], token=token)
-        claims = [c for c in self.store.claim_many(shard, pids, token, self.clock_ms()) if isinstance(c, Claim)]
-        # Leases taken up front must be renewed while they wait their turn, or a slow first handler could let a
-        # later one lapse and another runner would run that event at the same time as we do.
-        for claim in claims:
-            self.lease_keeper.hold(claim)
+        backlog = Backlog(shard, pids)
+        self.inflight.add_backlog(backlog)
         settled = 0
         try:
-            for n, claim in enumerate(claims):
-                if self.stopping.is_set():
-                    for unstarted in claims[n:]:
-                        self.store.release(unstarted, self.clock_ms())
+            while not self.stopping.is_set():
+                pid = backlog.next()
+                if pid is None:
                     break
-                settled += self.run_pair(shard, claim.pid, token=token, first=claim)
+                backlog.busy_since = time.monotonic()
+                settled += self.run_pair(shard, pid)
+                backlog.busy_since = None
         finally:
-            for claim in claims:
-                self.lease_keeper.release(claim)
+            self.inflight.remove_backlog(backlog)
+            rest = backlog.take_all()
+            if rest:  # stopping: another worker takes them
+                self._handoff(shard, rest)
         return settled
 
-    def run_pair(self, shard: int, pid: str, *, token: str | None = None, first: Claim | None = None) -> int:
+    def run_pair(self, shard: int, pid: str) -> int:
         """Run the pair's runnable events (up to the budget); returns how many were settled."""
-        token = token or uuid.uuid4().hex
+        token = uuid.uuid4().hex
         deadline = time.monotonic() + self.budget_s
         settled_count = 0
-        claim = first if first is not None else self.store.claim(shard, pid, token, self.clock_ms())
+        claim = self.store.claim(shard, pid, token, self.clock_ms())
         while isinstance(claim, Claim):
             settled_count += 1
             more = settled_count < self.budget_events and time.monotonic() < deadline and not self.stopping.is_set()
             settled = self._run_claim(claim, wake=not more, claim_next=more)
             if settled.wake:
                 self.send_wake([(shard, pid)], "runner")
-            if not more or settled.outcome == "fenced":
+            if not more or settled.outcome in ("fenced", "abandoned"):
                 break
             if settled.next_claim is not None:
                 claim = settled.next_claim  # `complete` already leased the next event: no extra round trip
@@ -170,18 +138,26 @@ class Runner:
             self.store.release(claim, self.clock_ms(), not_before_ms=self.clock_ms() + _UNKNOWN_HANDLER_RETRY_MS)
             return Settled("released", -1, False)
         if claim.attempt > spec.max_attempts:
-            # Attempts are counted when a run starts; more than allowed means earlier runs never reported back
-            # (the worker died each time, e.g. killed by this very event): stop the loop, set the event aside.
+            # Attempts are counted when a call starts; more than allowed means earlier calls of this very event
+            # never reported back (the worker died during each, e.g. killed by it): set the event aside.
             return self._fail(claim, spec, "WorkerLost", "the worker died during every allowed attempt", "",
                               retry_in_s=0.0, wake=wake, final=True)  # fmt: skip
+        lease = self.lease_keeper.lease(claim)
         try:
-            event = event_from_message(claim.message, late=claim.late, attempt=claim.attempt)
+            event = event_from_message(
+                claim.message,
+                late=claim.late,
+                attempt=claim.attempt,
+                issued_at_ms=claim.issued_at_ms,
+                lease_check=lease.alive,
+            )
         except (WireFormatError, EnvelopeError) as exc:
             # Admission stored these bytes after parsing them, so this is corruption: set the event aside.
             return self._fail(claim, spec, type(exc).__name__, str(exc), "", retry_in_s=0.0, wake=wake,
                               final=True)  # fmt: skip
         if claim.late and spec.late == "skip" and not claim.replay:
             record = self._record(claim, spec, event.type, "LateEvent", "skipped: issued before a delivered event", "")
+            self.store.keep_archive(claim.source, claim.event_id, self.letter_retention_ms)
             settled = self.store.complete(
                 claim, self.clock_ms(), wake=wake, skipped_record=record, claim_next=claim_next
             )
@@ -190,22 +166,42 @@ class Runner:
                 self.metrics.late.labels(spec.name, "skipped").inc()
             log.info("event.late_skipped", handler=spec.name, event_id=claim.event_id, key=claim.ordering_key)
             return settled
+        if not lease.alive():
+            # This process was paused (or Redis slow) between the claim and now: the pair may be another runner's
+            # already. Starting the call could run an event twice, or out of order: don't.
+            log.warning("run.lease_expired_before_call", handler=spec.name, event_id=claim.event_id)
+            self._count(spec.name, "fenced")
+            self.store.release(claim, self.clock_ms())
+            return Settled("fenced", -1, False)
         if claim.late and self.metrics is not None:
             self.metrics.late.labels(spec.name, "delivered").inc()
-        self.lease_keeper.hold(claim)
-        started = time.perf_counter()
+        call = Call(spec, lease, time.monotonic())
+        self.lease_keeper.hold(lease)
+        self.inflight.start(call)
+        error: tuple[str, str, str, float | None] | None = None
         try:
-            self._call(spec, event)
+            self._call(spec, event, call)
         except RetryLater as exc:
-            return self._fail(claim, spec, "RetryLater", str(exc), "", retry_in_s=exc.seconds, wake=wake,
-                              event_type=event.type)  # fmt: skip
+            error = ("RetryLater", str(exc), "", exc.seconds)
+        except asyncio.CancelledError:
+            error = ("HandlerCancelled", "cancelled: its lease was lost", "", None)
         except Exception as exc:  # noqa: BLE001 - a handler's failure is data: retried, then dead-lettered
-            return self._fail(claim, spec, type(exc).__qualname__, str(exc), traceback.format_exc(),
-                              retry_in_s=None, wake=wake, event_type=event.type)  # fmt: skip
+            error = (type(exc).__qualname__, str(exc), traceback.format_exc(), None)
         finally:
-            self.lease_keeper.release(claim)
+            self.lease_keeper.release(lease)
+            ours = self.inflight.end(call)
             if self.metrics is not None:
-                self.metrics.duration.labels(spec.name).observe(time.perf_counter() - started)
+                self.metrics.duration.labels(spec.name).observe(time.monotonic() - call.started)
+        if not ours:
+            # The watchdog recorded this call's timeout and the pair went on without it.
+            log.warning("run.abandoned_call_returned", handler=spec.name, event_id=claim.event_id,
+                        ran_s=round(time.monotonic() - call.started, 3))  # fmt: skip
+            self._set_abandoned_gauge()
+            return Settled("abandoned", -1, False)
+        if error is not None:
+            error_type, message, trace, retry_in_s = error
+            return self._fail(claim, spec, error_type, message, trace, retry_in_s=retry_in_s, wake=wake,
+                              event_type=event.type)  # fmt: skip
         now = self.clock_ms()
         settled = self.store.complete(claim, now, wake=wake, claim_next=claim_next)
         if settled.outcome == "fenced":
@@ -217,6 +213,36 @@ class Runner:
             self.metrics.lag.labels(spec.name).observe(max(0.0, (now - claim.issued_at_ms) / 1000))
         log.debug("run.ok", handler=spec.name, event_id=claim.event_id, attempt=claim.attempt)
         return settled
+
+    # -- watchdog actions (called from the engine's watchdog thread) -------------------------------------------
+
+    def _handoff(self, shard: int, pids: list[str]) -> None:
+        """Send waiting pairs on as a wake-up of their own, for any free thread."""
+        log.debug("wake.handoff", shard=shard, pairs=len(pids))
+        self.send_wake([(shard, pid) for pid in pids], "handoff")
+
+    def _expire(self, call: Call) -> None:
+        """Record a call's timeout as a failed attempt; the pair goes on without waiting for the call."""
+        claim, spec = call.lease.claim, call.spec
+        self.lease_keeper.release(call.lease)
+        self._set_abandoned_gauge()
+        if self.metrics is not None:
+            self.metrics.timeouts.labels(spec.name).inc()
+        log.error("run.timeout", handler=spec.name, event_id=claim.event_id, attempt=claim.attempt,
+                  timeout_s=spec.timeout_s)  # fmt: skip
+        message = f"the call ran past its timeout of {spec.timeout_s:g} s and was abandoned"
+        try:
+            settled = self._fail(claim, spec, "HandlerTimeout", message, "", retry_in_s=None, wake=True)
+        except StoreUnavailable as exc:
+            # Not recorded: the lease is no longer renewed, so it lapses and the sweep hands the pair on.
+            log.warning("run.timeout_not_recorded", handler=spec.name, event_id=claim.event_id, error=str(exc)[:200])
+            return
+        if settled.wake:
+            self.send_wake([(claim.shard, claim.pid)], "runner")
+
+    def _set_abandoned_gauge(self) -> None:
+        if self.metrics is not None:
+            self.metrics.abandoned.set(self.inflight.abandoned)
 
     def _fail(
         self,
@@ -238,6 +264,9 @@ class Runner:
             assert spec is not None
             retry_in_s = backoff_s(claim.attempt, spec.min_backoff_s, spec.max_backoff_s, self.rng)
         record = self._record(claim, spec, event_type, error_type, message, trace, now=now)
+        if max_attempts == 0 or claim.attempt >= max_attempts:
+            # This attempt may make a dead letter: its bytes must outlive the event's own retention.
+            self.store.keep_archive(claim.source, claim.event_id, self.letter_retention_ms)
         settled = self.store.fail(
             claim,
             now,
@@ -257,7 +286,7 @@ class Runner:
         if settled.outcome == "dead":
             log.error("run.dead_letter", **fields, message=message[:200])
         elif settled.outcome == "retry":
-            log.info("run.retry", **fields, retry_in_s=round(retry_in_s, 3))
+            log.info("run.retry", **fields, message=message[:200], retry_in_s=round(retry_in_s, 3))
         else:
             log.warning("run.fenced", **fields)
         return settled
@@ -298,7 +327,7 @@ class Runner:
         if self.metrics is not None:
             self.metrics.runs.labels(handler, outcome).inc()
 
-    def _call(self, spec: HandlerSpec, event: Event) -> None:
+    def _call(self, spec: HandlerSpec, event: Event, call: Call) -> None:
         if not spec.is_async:
             spec.func(event)
             return
@@ -310,7 +339,11 @@ class Runner:
             with self._loops_lock:
                 self._loops.append(loop)
         coro: Coroutine[Any, Any, None] = spec.func(event)  # type: ignore[assignment]
-        loop.run_until_complete(coro)
+        task = loop.create_task(coro)
+        call.loop, call.task = loop, task
+        if not call.lease.alive():  # the watchdog may have looked before the task existed
+            task.cancel()
+        loop.run_until_complete(task)
 
     def close(self) -> None:
         with self._loops_lock:

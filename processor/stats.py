@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import orjson
 import redis
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from shared import keys
@@ -20,6 +21,8 @@ class HandlerBacklog:
     dead: int = 0
     skipped: int = 0
     oldest_pending_ms: int | None = None
+    #: Letters dropped by retention or the bound, by kind ("dead", "skipped"), since the store began.
+    expired: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -27,6 +30,8 @@ class Snapshot:
     inbox: int = 0
     poison: int = 0
     workers_alive: int = 0
+    #: Threads of live workers stuck in a handler call that timed out.
+    abandoned_threads: int = 0
     handlers: dict[str, HandlerBacklog] = field(default_factory=dict)
 
 
@@ -43,14 +48,24 @@ def read_snapshot(client: redis.Redis, now_ms: int) -> Snapshot:
     pipe = client.pipeline(transaction=False)
     pipe.llen(keys.INBOX)
     pipe.llen(keys.INBOX_POISON)
-    pipe.zcount(keys.WORKERS, now_ms - ALIVE_MS, "+inf")
+    pipe.zrangebyscore(keys.WORKERS, now_ms - ALIVE_MS, "+inf")
+    pipe.hgetall(keys.WORKER_INFO)
     for shard in range(keys.SHARDS):
         pipe.hgetall(keys.stats_key(shard))
     replies = pipe.execute()
-    snapshot = Snapshot(inbox=int(replies[0]), poison=int(replies[1]), workers_alive=int(replies[2]))
-    for shard_stats in replies[3:]:
+    alive = {_text(w) for w in replies[2]}
+    snapshot = Snapshot(inbox=int(replies[0]), poison=int(replies[1]), workers_alive=len(alive))
+    for worker, info in replies[3].items():
+        if _text(worker) in alive:
+            snapshot.abandoned_threads += parse_worker_info(info).get("abandoned", 0)
+    for shard_stats in replies[4:]:
         for raw_field, raw_value in shard_stats.items():
             kind, _, handler = _text(raw_field).partition(":")
+            if kind == "expired":
+                letter_kind, _, handler = handler.partition(":")
+                expired = snapshot.handlers.setdefault(handler, HandlerBacklog()).expired
+                expired[letter_kind] = expired.get(letter_kind, 0) + int(raw_value)
+                continue
             backlog = snapshot.handlers.setdefault(handler, HandlerBacklog())
             if kind in ("pending", "dead", "skipped"):
                 setattr(backlog, kind, getattr(backlog, kind) + int(raw_value))
@@ -66,6 +81,17 @@ def read_snapshot(client: redis.Redis, now_ms: int) -> Snapshot:
     return snapshot
 
 
+def parse_worker_info(raw: bytes | str) -> dict[str, int]:
+    """A worker's published counters (`{"abandoned": n, "threads": n}`); empty when unreadable."""
+    try:
+        info = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {}
+    if not isinstance(info, dict):
+        return {}
+    return {str(k): int(v) for k, v in info.items() if isinstance(v, int)}
+
+
 class BacklogCollector(Collector):
     """Prometheus gauges computed from Redis at scrape time."""
 
@@ -73,7 +99,7 @@ class BacklogCollector(Collector):
         self.client = client
         self.clock_ms = clock_ms
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         up = GaugeMetricFamily("hookyard_store_up", "1 when Redis answered this scrape.")
         try:
             now = self.clock_ms()
@@ -93,6 +119,11 @@ class BacklogCollector(Collector):
         poison = GaugeMetricFamily("hookyard_inbox_poison_messages", "Inbox messages that could not be decoded.")
         poison.add_metric([], snapshot.poison)
         yield poison
+        abandoned = GaugeMetricFamily(
+            "hookyard_abandoned_threads", "Threads of live workers stuck in a handler call that timed out."
+        )
+        abandoned.add_metric([], snapshot.abandoned_threads)
+        yield abandoned
         pending = GaugeMetricFamily("hookyard_pending_events", "Events waiting for a handler.", labels=["handler"])
         dead = GaugeMetricFamily("hookyard_dead_letters", "Dead letters held per handler.", labels=["handler"])
         skipped = GaugeMetricFamily(
@@ -103,10 +134,18 @@ class BacklogCollector(Collector):
             "Age of the oldest event waiting for the handler (0 when none).",
             labels=["handler"],
         )
+        expired = CounterMetricFamily(
+            "hookyard_letters_expired",
+            "Dead letters and skipped late events dropped unreplayed (past HOOKYARD_DEAD_LETTER_RETENTION or "
+            "beyond HOOKYARD_DEAD_LETTER_LIMIT).",
+            labels=["handler", "kind"],
+        )
         for handler, backlog in sorted(snapshot.handlers.items()):
+            for kind in ("dead", "skipped"):
+                expired.add_metric([handler, kind], backlog.expired.get(kind, 0))
             pending.add_metric([handler], backlog.pending)
             dead.add_metric([handler], backlog.dead)
             skipped.add_metric([handler], backlog.skipped)
             age = 0.0 if backlog.oldest_pending_ms is None else max(0.0, (now - backlog.oldest_pending_ms) / 1000)
             oldest.add_metric([handler], age)
-        yield from (pending, dead, skipped, oldest)
+        yield from (pending, dead, skipped, oldest, expired)

@@ -7,28 +7,35 @@ so a crash between two calls leaves a state the next call (or the sweep) picks u
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+import orjson
 import redis
 from redis.commands.core import Script
 
+from processor.routing import Target, decode_routes, encode_routes
 from shared import keys
 from shared.errors import ArchiveExpired, StoreUnavailable
 from shared.wire import QueuedEvent, encode_message
 
 __all__ = [
     "Admission",
+    "Admitted",
     "Claim",
     "Settled",
     "Store",
-    "Target",
 ]
 
 _PAIR_SCRIPTS = ("admit", "claim", "complete", "fail", "release", "renew", "replay")
-_PLAIN_SCRIPTS = ("admit_events", "sweep", "inbox_ack", "inbox_lease")
+_PLAIN_SCRIPTS = ("admit_events", "sweep", "inbox_ack", "inbox_lease", "keep_archive", "trim_letters", "heartbeat")
+
+#: The poison list keeps this many of the newest undecodable messages (it only grows on corruption or a bug).
+POISON_LIMIT = 10_000
 
 
 def _load(name: str) -> str:
@@ -46,15 +53,8 @@ _OUTAGES = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
-    """One (handler, ordering key) an event goes to."""
-
-    handler: str
-    ordering_key: str
-    ordered: bool
-    shard: int
-    pid: str
+# The same, as an error code at the start of a reply or inside a script's error ("... @user_script: 4: -OOM ...").
+_OUTAGE_CODES = re.compile(r"(?:^|-)(?:MISCONF|NOREPLICAS|OOM|READONLY|LOADING|MASTERDOWN)\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +70,17 @@ class Admission:
     issued_at_ms: int
     targets: tuple[Target, ...]
     message: bytes
+    digest: str  # of the raw body: tells a redelivery of the same bytes from a conflicting one
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """What admitting a batch did: per event whether it was new and whether its body conflicted with the first
+    arrival's, and the pairs to wake now."""
+
+    fresh: list[bool]
+    conflicts: list[bool]
+    wake: list[tuple[int, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +101,8 @@ class Claim:
     source: str
     ordering_key: str
     message: bytes
+    #: Monotonic time the claim was sent: the lease is this process's from then for at most its length.
+    sent_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +132,13 @@ class Store:
         lease_ms: int,
         dedupe_ttl_ms: int,
         retention_ms: int,
+        letter_retention_ms: int = 30 * 86_400_000,
+        letter_limit: int = 100_000,
     ) -> None:
         self.client = client
+        self.letter_retention_ms = letter_retention_ms
+        # Per shard and kind (dead, skipped): the bound is kept shard by shard, each in one script.
+        self.letter_limit_per_shard = max(1, -(-letter_limit // keys.SHARDS))
         self.window_ms = window_ms
         self.grace_ms = grace_ms
         self.lease_ms = lease_ms
@@ -149,85 +167,99 @@ class Store:
         return bool(self._run("inbox_ack", [keys.INBOX, keys.INBOX_LEASE], [token, count, lease_ms]))
 
     def park_poison(self, message: bytes, reason: str) -> None:
-        self._call(self.client.rpush, keys.INBOX_POISON, reason.encode() + b"\n" + message)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.rpush(keys.INBOX_POISON, reason.encode() + b"\n" + message)
+        pipe.ltrim(keys.INBOX_POISON, -POISON_LIMIT, -1)
+        self._call(pipe.execute)
 
     def wait_for_inbox(self, timeout_s: float, client: redis.Redis) -> None:
         """Block until the receiver signals new messages or the timeout passes (on a dedicated connection)."""
         self._call(client.blpop, [keys.INBOX_WAKE], timeout=timeout_s)
 
-    def admit(self, batch: Sequence[Admission], now_ms: int) -> tuple[list[bool], list[tuple[int, str]]]:
-        """Admit a batch in one round trip: per event whether it was new, and the pairs to wake now.
+    def admit(self, batch: Sequence[Admission], now_ms: int) -> Admitted:
+        """Admit a batch: first each event's arrival (dedupe by source and event id), then its pairs' queues.
 
-        One script call per event shard (dedupe marker + archive) and one per pair shard (queues). Admission of
-        each (pair, event) is idempotent on its own, so a crash before the inbox is trimmed is repaired by
-        admitting the same messages again.
+        Round trip 1, one script per event shard: the first arrival of an event id sets its dedupe marker with
+        its body's digest and its routes, and archives it; a later arrival gets those back. Round trip 2, one
+        script per pair shard: each event joins the queues of the routes its *first* arrival recorded, each
+        (pair, event) at most once. A crash anywhere leaves the inbox untrimmed and the same messages are admitted
+        again, which changes nothing. A redelivery with another body joins no queue at all: the first arrival's
+        own message is what gets (or got) admitted.
         """
         events: dict[int, tuple[list[str], list[Any], list[int]]] = {}
-        pairs: dict[int, tuple[list[str], list[Any], list[tuple[int, str]]]] = {}
         for index, item in enumerate(batch):
             ek = keys.event_keys(item.source, item.event_id)
             ev_keys, ev_args, ev_items = events.setdefault(ek.shard, ([ek.index], [], []))
             ev_keys += (ek.seen, ek.archive)
+            routes = encode_routes(item.targets)
             ev_args += (
                 item.received_at_ms, f"{item.source}:{item.event_id}", item.raw, item.source, item.event_type,
                 item.signed_at_ms, item.issued_at_ms, ",".join(t.handler for t in item.targets),
+                item.digest.encode() + b"|" + routes, routes,
             )  # fmt: skip
             ev_items.append(index)
-            for t in item.targets:
-                pk = keys.pair_keys(t.shard, t.pid)
-                p_keys, p_args, p_items = pairs.setdefault(t.shard, ([pk.due, pk.stats], [], []))
-                p_keys += (pk.pair, pk.queue, pk.state, pk.body, pk.got_prefix + item.event_id)
-                p_args += (
-                    t.pid, item.event_id, item.issued_at_ms, item.received_at_ms, t.handler, item.source,
-                    t.ordering_key, 0 if t.ordered else 1, item.message,
-                )  # fmt: skip
-                p_items.append((t.shard, t.pid))
         pipe = self.client.pipeline(transaction=False)
         for ev_keys, ev_args, _ in events.values():
             self._scripts["admit_events"](
                 keys=ev_keys, args=[self.dedupe_ttl_ms, self.retention_ms, *ev_args], client=pipe
             )
+        replies = self._call(pipe.execute)
+        fresh = [False] * len(batch)
+        conflicts = [False] * len(batch)
+        routed: list[tuple[Target, ...]] = [()] * len(batch)
+        for (_, _, ev_items), reply in zip(events.values(), replies, strict=True):
+            for index, row in zip(ev_items, reply, strict=True):
+                item = batch[index]
+                if int(row[0]) == 1:
+                    fresh[index], routed[index] = True, item.targets
+                    continue
+                digest, _, routes = bytes(row[1]).partition(b"|")
+                if digest.decode() != item.digest:
+                    conflicts[index] = True
+                    continue
+                try:
+                    routed[index] = decode_routes(item.source, routes)
+                except ValueError:
+                    # A marker written before routes were recorded: route as that version did.
+                    routed[index] = item.targets
+        pairs: dict[int, tuple[list[str], list[Any], list[tuple[int, str]]]] = {}
+        for item, targets in zip(batch, routed, strict=True):
+            for t in targets:
+                pk = keys.pair_keys(t.shard, t.pair_id)
+                p_keys, p_args, p_items = pairs.setdefault(t.shard, ([pk.due, pk.stats], [], []))
+                p_keys += (pk.pair, pk.queue, pk.state, pk.body, pk.got_prefix + item.event_id)
+                p_args += (
+                    t.pair_id, item.event_id, item.issued_at_ms, item.received_at_ms, t.handler, item.source,
+                    t.ordering_key, 0 if t.ordered else 1, item.message,
+                )  # fmt: skip
+                p_items.append((t.shard, t.pair_id))
+        wake: list[tuple[int, str]] = []
+        if not pairs:
+            return Admitted(fresh, conflicts, wake)
+        pipe = self.client.pipeline(transaction=False)
         for p_keys, p_args, _ in pairs.values():
             self._scripts["admit"](
                 keys=p_keys, args=[now_ms, self.window_ms, self.grace_ms, self.dedupe_ttl_ms, *p_args], client=pipe
             )
         replies = self._call(pipe.execute)
-        fresh = [False] * len(batch)
-        for (_, _, ev_items), reply in zip(events.values(), replies, strict=False):
-            for index, flag in zip(ev_items, reply, strict=True):
-                fresh[index] = bool(flag)
-        wake: list[tuple[int, str]] = []
-        for (_, _, p_items), reply in zip(pairs.values(), replies[len(events) :], strict=True):
+        for (_, _, p_items), reply in zip(pairs.values(), replies, strict=True):
             for n, target in enumerate(p_items):
                 if int(reply[n * 3 + 2]) == 1:
                     wake.append(target)
-        return fresh, wake
+        return Admitted(fresh, conflicts, wake)
 
     # -- running --------------------------------------------------------------------------------------------
 
     def claim(self, shard: int, pid: str, token: str, now_ms: int) -> Claim | str:
         """Lease the pair's head event; or say why not: 'busy', 'empty' or 'not_due'."""
         pk = keys.pair_keys(shard, pid)
+        sent_at = time.monotonic()
         reply = self._run(
             "claim",
             _pair(pk),
             [pid, token, now_ms, self.lease_ms, self.window_ms, self.grace_ms, self.dedupe_ttl_ms],
         )
-        return _claim(shard, pid, token, reply)
-
-    def claim_many(self, shard: int, pids: Sequence[str], token: str, now_ms: int) -> list[Claim | str]:
-        """`claim` for several pairs of one shard in one round trip (a wake-up names up to 32)."""
-        pipe = self.client.pipeline(transaction=False)
-        script = self._scripts["claim"]
-        for pid in pids:
-            pk = keys.pair_keys(shard, pid)
-            script(
-                keys=_pair(pk),
-                args=[pid, token, now_ms, self.lease_ms, self.window_ms, self.grace_ms, self.dedupe_ttl_ms],
-                client=pipe,
-            )
-        replies = self._call(pipe.execute)
-        return [_claim(shard, pid, token, reply) for pid, reply in zip(pids, replies, strict=True)]
+        return _claim(shard, pid, token, reply, sent_at)
 
     def complete(
         self,
@@ -242,6 +274,7 @@ class Store:
         pk = keys.pair_keys(claim.shard, claim.pid)
         dk = keys.DeadLetterKeys(claim.shard)
         member = f"{claim.pid}:{claim.event_id}"
+        sent_at = time.monotonic()
         reply = self._run(
             "complete",
             [*_pair(pk), dk.skipped, dk.records],
@@ -254,7 +287,7 @@ class Store:
         )  # fmt: skip
         settled = _settled(reply)
         if len(reply) > 3:
-            next_claim = _claim(claim.shard, claim.pid, claim.token, reply[3:])
+            next_claim = _claim(claim.shard, claim.pid, claim.token, reply[3:], sent_at)
             if isinstance(next_claim, Claim):
                 return Settled(settled.outcome, settled.next_due_ms, settled.wake, next_claim)
         return settled
@@ -313,12 +346,33 @@ class Store:
         """How many wake-up messages wait in Dramatiq's queue (for the sweep's backpressure)."""
         return int(self._call(self.client.llen, queue_key))
 
-    def heartbeat(self, worker: str, now_ms: int) -> None:
-        """Say this worker is alive (for `hookyard_workers_alive` and `hookyard stats`)."""
+    def heartbeat(self, worker: str, now_ms: int, info: dict[str, int] | None = None) -> None:
+        """Say this worker is alive, with its counters (for `hookyard_workers_alive` and `hookyard stats`)."""
+        self._run("heartbeat", [keys.WORKERS, keys.WORKER_INFO], [worker, now_ms, orjson.dumps(info) if info else ""])
+
+    def keep_archive(self, source: str, event_id: str, ttl_ms: int) -> None:
+        """Keep an event's archived bytes at least `ttl_ms` longer (a dead letter or skipped event needs them)."""
+        self._run("keep_archive", [keys.event_keys(source, event_id).archive], [ttl_ms])
+
+    def trim_letters(self, now_ms: int, limit: int = 500) -> dict[str, int]:
+        """Drop dead and skipped records past their retention, or beyond the bound, oldest first, in every shard.
+
+        Returns how many were dropped per `<kind>:<handler>` (also counted in the shard stats as `expired:…`).
+        """
         pipe = self.client.pipeline(transaction=False)
-        pipe.zadd(keys.WORKERS, {worker: now_ms})
-        pipe.zremrangebyscore(keys.WORKERS, "-inf", now_ms - 3_600_000)
-        self._call(pipe.execute)
+        for shard in range(keys.SHARDS):
+            dk = keys.DeadLetterKeys(shard)
+            self._scripts["trim_letters"](
+                keys=[dk.dead, dk.skipped, dk.records, keys.stats_key(shard)],
+                args=[now_ms, self.letter_retention_ms, self.letter_limit_per_shard, limit],
+                client=pipe,
+            )
+        dropped: dict[str, int] = {}
+        for reply in self._call(pipe.execute):
+            for i in range(0, len(reply), 2):
+                name = _text(reply[i])
+                dropped[name] = dropped.get(name, 0) + int(reply[i + 1])
+        return dropped
 
     def archived(self, source: str, event_id: str) -> dict[str, bytes] | None:
         """The archive entry of an event (raw bytes and metadata), or None once retention dropped it."""
@@ -373,7 +427,7 @@ class Store:
         except redis.ResponseError as exc:
             # A script error is a bug; a server refusing writes for a reason redis-py has no class for is an
             # outage (redis-py strips the error code from the errors it maps to a class, hence the classes above).
-            if str(exc).startswith(("MISCONF", "NOREPLICAS", "OOM", "READONLY", "LOADING", "MASTERDOWN")):
+            if _OUTAGE_CODES.search(str(exc)):
                 raise StoreUnavailable(f"redis: {exc}") from exc
             raise
 
@@ -382,7 +436,7 @@ def _pair(pk: keys.PairKeys) -> list[str]:
     return [pk.pair, pk.queue, pk.state, pk.due, pk.stats, pk.body]
 
 
-def _claim(shard: int, pid: str, token: str, reply: Any) -> Claim | str:
+def _claim(shard: int, pid: str, token: str, reply: Any, sent_at: float) -> Claim | str:
     status = _text(reply[0])
     if status != "claimed":
         return status
@@ -401,6 +455,7 @@ def _claim(shard: int, pid: str, token: str, reply: Any) -> Claim | str:
         source=_text(reply[9]),
         ordering_key=_text(reply[10]),
         message=reply[11] if isinstance(reply[11], bytes) else str(reply[11]).encode(),
+        sent_at=sent_at,
     )
 
 

@@ -26,7 +26,8 @@ from processor import deadletters
 from processor.engine import redis_client
 from processor.handlers import HandlerSpec, Registry, default_registry
 from processor.ingest import Ingester
-from processor.runner import LeaseKeeper, Runner
+from processor.leases import LeaseKeeper
+from processor.runner import Runner
 from processor.store import Store
 from shared import keys
 from shared.embedded_redis import EmbeddedRedis
@@ -65,6 +66,8 @@ class Harness:
         reorder_window_s: float = 5.0,
         dedupe_ttl_s: float = 7 * 86400.0,
         retention_s: float = 7 * 86400.0,
+        dead_letter_retention_s: float = 30 * 86400.0,
+        dead_letter_limit: int = 100_000,
         lease_s: float = 10.0,
         wake_grace_s: float = 10.0,
         seed: int = 0,
@@ -86,6 +89,8 @@ class Harness:
             lease_ms=int(lease_s * 1000),
             dedupe_ttl_ms=int(dedupe_ttl_s * 1000),
             retention_ms=int(retention_s * 1000),
+            letter_retention_ms=int(dead_letter_retention_s * 1000),
+            letter_limit=dead_letter_limit,
         )
         self.wakes: list[tuple[int, str]] = []
         self.ingester = Ingester(self.store, self.registry, clock_ms=self.clock)
@@ -94,7 +99,8 @@ class Harness:
             self.registry,
             clock_ms=self.clock,
             send_wake=lambda wake, sender: self.wakes.extend(wake),
-            lease_keeper=LeaseKeeper(self.store, self.clock),
+            lease_keeper=LeaseKeeper(self.store, self.clock, lease_s),
+            letter_retention_ms=int(dead_letter_retention_s * 1000),
             rng=random.Random(seed),
         )
 
@@ -111,16 +117,7 @@ class Harness:
             spec: HandlerSpec | None = by_func.get(func)
             if spec is None:
                 raise ValueError(f"{func!r} is not registered: decorate it with @handler(...)")
-            chosen.register(
-                spec.func,
-                spec.patterns,
-                name=spec.name,
-                order_by=spec.order_by,
-                late=spec.late,
-                max_attempts=spec.max_attempts,
-                min_backoff=spec.min_backoff_s,
-                max_backoff=spec.max_backoff_s,
-            )
+            chosen.register(spec.func, spec.patterns, **spec.options())
         return chosen
 
     # -- driving --------------------------------------------------------------------------------------------

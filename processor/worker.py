@@ -20,7 +20,7 @@ from processor.startup import start_process
 from shared.logging import get_logger
 from shared.settings import Settings
 
-__all__ = ["main", "serve"]
+__all__ = ["EXIT_RESTART", "main", "serve"]
 
 log = get_logger("hookyard.worker")
 
@@ -48,11 +48,20 @@ def serve_ingester(settings: Settings, stop: threading.Event) -> None:
         log.info("ingester.stopped", pid=os.getpid())
 
 
-def serve(settings: Settings, stop: threading.Event, *, standby_ingest: bool = False) -> None:
-    """Run one worker until `stop` is set; handlers must already be registered in the default registry."""
+#: Exit status of a worker that restarts itself because too many of its threads are stuck in abandoned calls.
+EXIT_RESTART = 3
+
+
+def serve(settings: Settings, stop: threading.Event, *, standby_ingest: bool = False) -> int:
+    """Run one worker until `stop` is set; handlers must already be registered in the default registry.
+
+    Returns 0, or `EXIT_RESTART` when the worker stopped itself because too many threads were stuck in calls that
+    passed their timeout (Python cannot stop a thread; a fresh process can).
+    """
     engine = Engine(settings, default_registry, metrics=WorkerMetrics())
     if standby_ingest:
         engine.loops.ingest_delay_s = STANDBY_INGEST_DELAY_S
+    engine.loops.on_exhausted = stop.set
     worker = dramatiq.Worker(engine.broker, worker_threads=settings.worker_threads, worker_timeout=_CONSUMER_IDLE_MS)
     worker.start()
     log.info(
@@ -66,8 +75,10 @@ def serve(settings: Settings, stop: threading.Event, *, standby_ingest: bool = F
     finally:
         log.info("worker.stopping", pid=os.getpid())
         worker.stop(timeout=int(settings.lease_s * 1000))
+        abandoned = engine.runner.inflight.abandoned
         engine.close()
-        log.info("worker.stopped", pid=os.getpid())
+        log.info("worker.stopped", pid=os.getpid(), abandoned_calls=abandoned)
+    return EXIT_RESTART if abandoned else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,9 +96,14 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     if ingester:
         serve_ingester(settings, stop)
-    else:
-        serve(settings, stop, standby_ingest=True)
-    return 0
+        return 0
+    status = serve(settings, stop, standby_ingest=True)
+    if status == EXIT_RESTART:
+        # Threads stuck in handler calls would keep a normal interpreter exit waiting: leave at once.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
 
 
 if __name__ == "__main__":

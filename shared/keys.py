@@ -17,6 +17,7 @@ __all__ = [
     "INBOX_WAKE",
     "SHARDS",
     "WORKERS",
+    "WORKER_INFO",
     "DeadLetterKeys",
     "EventKeys",
     "PairKeys",
@@ -40,6 +41,7 @@ INBOX_WAKE = "{hy:inbox}:wake"
 INBOX_LEASE = "{hy:inbox}:lease"
 INBOX_POISON = "{hy:inbox}:poison"  # messages that cannot be decoded, kept for inspection
 WORKERS = "{hy:workers}"  # zset "<host>:<pid>" -> last heartbeat (ms), written by every worker's sweep
+WORKER_INFO = "{hy:workers}:info"  # hash "<host>:<pid>" -> JSON counters the worker publishes with its heartbeat
 
 
 def shard_tag(shard: int) -> str:

@@ -162,6 +162,10 @@ class Settings:
     reorder_window_s: float = 5.0
     recovery_timeout_s: float = 30.0
     sweep_interval_s: float = 1.0
+    handoff_after_s: float = 0.5
+    max_abandoned_threads: int = 4
+    dead_letter_retention_s: float = 30 * 86400.0
+    dead_letter_limit: int = 100_000
     worker_metrics_port: int = 9191
     # both
     log_level: str = "info"
@@ -186,6 +190,9 @@ class Settings:
         sweep = read.duration("HOOKYARD_SWEEP_INTERVAL", 1.0, minimum=0.05)
         if sweep * 3 > recovery:
             raise ConfigError("HOOKYARD_SWEEP_INTERVAL", "must be at most a third of HOOKYARD_RECOVERY_TIMEOUT")
+        retention = read.duration("HOOKYARD_RETENTION", 7 * 86400.0, minimum=60.0)
+        letter_retention = read.duration("HOOKYARD_DEAD_LETTER_RETENTION", max(30 * 86400.0, retention), minimum=60.0)
+        threads = read.integer("HOOKYARD_WORKER_THREADS", 8, minimum=1, maximum=512)
         return cls(
             redis_url=redis_url,
             sources=sources,
@@ -195,15 +202,21 @@ class Settings:
             max_body_bytes=read.integer("HOOKYARD_MAX_BODY_BYTES", 1024 * 1024, minimum=1024, maximum=64 << 20),
             enqueue_timeout_s=read.duration("HOOKYARD_ENQUEUE_TIMEOUT", 2.0, minimum=0.01),
             workers=read.integer("HOOKYARD_WORKERS", 1, minimum=1, maximum=256),
-            worker_threads=read.integer("HOOKYARD_WORKER_THREADS", 8, minimum=1, maximum=512),
+            worker_threads=threads,
             handler_modules=read.csv("HOOKYARD_HANDLERS"),
             entry_points=read.flag("HOOKYARD_ENTRY_POINTS", True),
             log_events=read.flag("HOOKYARD_LOG_EVENTS", False),
             dedupe_ttl_s=read.duration("HOOKYARD_DEDUPE_TTL", 7 * 86400.0, minimum=60.0),
-            retention_s=read.duration("HOOKYARD_RETENTION", 7 * 86400.0, minimum=60.0),
+            retention_s=retention,
             reorder_window_s=read.duration("HOOKYARD_REORDER_WINDOW", 5.0),
             recovery_timeout_s=recovery,
             sweep_interval_s=sweep,
+            handoff_after_s=read.duration("HOOKYARD_HANDOFF_AFTER", 0.5, minimum=0.01),
+            max_abandoned_threads=read.integer(
+                "HOOKYARD_MAX_ABANDONED_THREADS", max(1, threads // 2), minimum=1, maximum=threads
+            ),
+            dead_letter_retention_s=letter_retention,
+            dead_letter_limit=read.integer("HOOKYARD_DEAD_LETTER_LIMIT", 100_000, minimum=16, maximum=100_000_000),
             worker_metrics_port=read.integer("HOOKYARD_WORKER_METRICS_PORT", 9191, maximum=65535),
             log_level=read.choice("HOOKYARD_LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
             log_format=read.choice("HOOKYARD_LOG_FORMAT", "auto", ("auto", "json", "console")),

@@ -137,6 +137,7 @@ def test_releasing_an_old_claim_keeps_a_newer_hold(yard: Harness) -> None:
     keeper = yard.runner.lease_keeper
     old = Claim(0, "pair", "token-a", "e", 0, 1, False, False, 0, 0, "h", "workos", "k", b"")
     new = Claim(0, "pair", "token-b", "e", 0, 2, False, False, 0, 0, "h", "workos", "k", b"")
-    keeper.hold(new)
-    keeper.release(old)
-    assert keeper._held == {(0, "pair"): "token-b"}
+    newer = keeper.lease(new)
+    keeper.hold(newer)
+    keeper.release(keeper.lease(old))
+    assert keeper.held() == [newer]
