@@ -9,6 +9,9 @@ The watchdog (`InFlight.tick`, run every few hundred milliseconds by the engine)
   *abandoned*: its later writes are fenced, and it is counted until it returns;
 - **lease loss**: a call whose lease was lost (or passed its local deadline) is told so through its `Event`, and an
   async handler is cancelled, to keep the window where two runs overlap as short as it can be.
+
+The `Gate` isolates *suspects*: an event whose previous call never reported back (its worker died, or lost the
+lease) runs alone in its process, so that if it kills the worker again, no other event is charged an attempt.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from collections.abc import Callable, Iterable
 from processor.handlers import HandlerSpec
 from processor.leases import Lease
 
-__all__ = ["Backlog", "Call", "InFlight"]
+__all__ = ["Backlog", "Call", "ExclusiveTurn", "Gate", "InFlight"]
 
 RUNNING, FINISHED, TIMED_OUT = "running", "finished", "timed_out"
 
@@ -54,11 +57,13 @@ class Backlog:
 
 
 class Call:
-    """One handler call in flight."""
+    """One handler call in flight, holding a shared or an exclusive slot of the gate until it ends or expires."""
 
-    __slots__ = ("deadline", "lease", "lock", "loop", "spec", "started", "state", "task")
+    __slots__ = ("deadline", "gate", "lease", "lock", "loop", "slot", "spec", "started", "state", "task")
 
-    def __init__(self, spec: HandlerSpec, lease: Lease, started: float) -> None:
+    def __init__(self, spec: HandlerSpec, lease: Lease, started: float, gate: Gate, slot: str) -> None:
+        self.gate = gate
+        self.slot: str | None = slot
         self.spec = spec
         self.lease = lease
         self.started = started
@@ -85,11 +90,92 @@ class Call:
             self.state = TIMED_OUT
             return True
 
+    def release_slot(self) -> None:
+        """Give the gate slot back, once (when the call ends, or when it is abandoned after its timeout)."""
+        with self.lock:
+            slot, self.slot = self.slot, None
+        if slot == "shared":
+            self.gate.leave_shared()
+        elif slot == "exclusive":
+            self.gate.leave_exclusive()
+
     def cancel(self) -> None:
         """Cancel an async handler at its next await (a sync one cannot be stopped)."""
         loop, task = self.loop, self.task
         if loop is not None and task is not None and not loop.is_closed():
             loop.call_soon_threadsafe(task.cancel)
+
+
+class Gate:
+    """Shared entry for ordinary calls, exclusive entry for a suspect's call (writer preference).
+
+    An exclusive holder keeps the others out for at most `hold_s`: a suspect that is merely slow must not stall
+    its whole process for longer than a lease.
+    """
+
+    def __init__(self, hold_s: float) -> None:
+        self.hold_s = hold_s
+        self._cond = threading.Condition()
+        self._shared = 0
+        self._waiting = 0
+        self._exclusive_until: float | None = None
+
+    def _closed(self, now: float) -> bool:
+        return self._waiting > 0 or (self._exclusive_until is not None and now < self._exclusive_until)
+
+    def try_enter_shared(self) -> bool:
+        """Count one more ordinary call, unless a suspect waits or runs (within its hold): then False, at once
+        (the caller holds a claim and must not wait with it)."""
+        with self._cond:
+            if self._closed(time.monotonic()):
+                return False
+            self._shared += 1
+            return True
+
+    def leave_shared(self) -> None:
+        with self._cond:
+            self._shared -= 1
+            self._cond.notify_all()
+
+    def enter_exclusive(self, timeout_s: float) -> bool:
+        """Wait until no other call runs here (at most `timeout_s`); True if this thread now runs alone."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            self._waiting += 1
+            try:
+                while self._shared > 0 or self._exclusive_until is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._cond.wait(left)
+                self._exclusive_until = time.monotonic() + self.hold_s
+                return True
+            finally:
+                self._waiting -= 1
+                self._cond.notify_all()
+
+    def leave_exclusive(self) -> None:
+        with self._cond:
+            self._exclusive_until = None
+            self._cond.notify_all()
+
+
+class ExclusiveTurn:
+    """An exclusive entry won by a thread, until a `Call` takes it over (or `close` gives it back unused)."""
+
+    __slots__ = ("gate", "handed")
+
+    def __init__(self, gate: Gate) -> None:
+        self.gate = gate
+        self.handed = False
+
+    def hand_over(self) -> str:
+        self.handed = True
+        return "exclusive"
+
+    def close(self) -> None:
+        if not self.handed:
+            self.gate.leave_exclusive()
 
 
 Handoff = Callable[[int, list[str]], None]
@@ -99,8 +185,9 @@ Expire = Callable[[Call], None]
 class InFlight:
     """The calls and backlogs of this process, and the watchdog rules over them."""
 
-    def __init__(self, *, handoff_after_s: float, handoff: Handoff, expire: Expire) -> None:
+    def __init__(self, *, handoff_after_s: float, handoff: Handoff, expire: Expire, exclusive_hold_s: float) -> None:
         self.handoff_after_s = handoff_after_s
+        self.gate = Gate(exclusive_hold_s)
         self._handoff = handoff
         self._expire = expire
         self._calls: set[Call] = set()
@@ -124,6 +211,7 @@ class InFlight:
     def end(self, call: Call) -> bool:
         """The call returned; True if the caller records its outcome (False: it timed out, already recorded)."""
         ours = call.finish()
+        call.release_slot()
         with self._lock:
             self._calls.discard(call)
             if not ours:
@@ -151,6 +239,7 @@ class InFlight:
                 with self._lock:
                     self.abandoned += 1
                 call.lease.lost.set()
+                call.release_slot()
                 call.cancel()
                 self._expire(call)
             elif not call.lease.alive(now) and call.state == RUNNING and call.task is not None:

@@ -4,7 +4,7 @@ through prometheus_client's multiprocess mode); backlog gauges are read from Red
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 __all__ = ["WorkerMetrics"]
 
@@ -57,12 +57,6 @@ class WorkerMetrics:
             "Handler calls that ran past their timeout (each counted as a failed attempt and abandoned).",
             ["handler"],
             registry=registry,
-        )
-        self.abandoned = Gauge(
-            "hookyard_abandoned_handler_threads",
-            "Threads still inside a handler call that timed out (summed over live worker processes).",
-            registry=registry,
-            multiprocess_mode="livesum",
         )
         self.conflicts = Counter(
             "hookyard_event_body_conflicts",

@@ -24,7 +24,7 @@ import orjson
 from processor.decode import event_from_message
 from processor.event import Event
 from processor.handlers import HandlerSpec, Registry, RetryLater
-from processor.inflight import Backlog, Call, InFlight
+from processor.inflight import Backlog, Call, ExclusiveTurn, InFlight
 from processor.leases import LeaseKeeper
 from processor.metrics import WorkerMetrics
 from processor.store import Claim, Settled, Store
@@ -40,6 +40,7 @@ WakeSender = Callable[[list[tuple[int, str]], str], None]
 _MAX_TRACEBACK = 8192
 _UNKNOWN_HANDLER_RETRY_MS = 30_000
 _MAX_MESSAGE = 1024
+_GATE_CLOSED_RETRY_MS = 500
 
 
 def backoff_s(attempt: int, min_s: float, max_s: float, rng: random.Random) -> float:
@@ -79,7 +80,12 @@ class Runner:
         self._local = threading.local()
         #: Set when the worker shuts down: no new pair is started, the waiting ones are handed on.
         self.stopping = threading.Event()
-        self.inflight = InFlight(handoff_after_s=handoff_after_s, handoff=self._handoff, expire=self._expire)
+        self.inflight = InFlight(
+            handoff_after_s=handoff_after_s,
+            handoff=self._handoff,
+            expire=self._expire,
+            exclusive_hold_s=lease_keeper.lease_s,
+        )
         self._loops: list[asyncio.AbstractEventLoop] = []
         self._loops_lock = threading.Lock()
 
@@ -113,6 +119,8 @@ class Runner:
         deadline = time.monotonic() + self.budget_s
         settled_count = 0
         claim = self.store.claim(shard, pid, token, self.clock_ms())
+        if isinstance(claim, Claim) and claim.suspect:
+            return self._run_suspect(claim)
         while isinstance(claim, Claim):
             settled_count += 1
             more = settled_count < self.budget_events and time.monotonic() < deadline and not self.stopping.is_set()
@@ -129,7 +137,37 @@ class Runner:
                 break
         return settled_count
 
-    def _run_claim(self, claim: Claim, *, wake: bool, claim_next: bool = False) -> Settled:
+    def _run_suspect(self, claim: Claim) -> int:
+        """Run an event whose previous call never reported back alone in this process: if it is what kills the
+        worker, no other event is in flight to be charged an attempt for it."""
+        self.store.release(claim, self.clock_ms())  # uncounted: counted again when it really starts
+        gate = self.inflight.gate
+        if not gate.enter_exclusive(self.lease_keeper.lease_s):
+            # Other calls here did not finish in time: the pair stays due, for this or another worker.
+            log.info("run.suspect_deferred", handler=claim.handler, event_id=claim.event_id)
+            return 0
+        try:
+            again = self.store.claim(claim.shard, claim.pid, uuid.uuid4().hex, self.clock_ms())
+        except BaseException:
+            gate.leave_exclusive()
+            raise
+        if not isinstance(again, Claim):
+            gate.leave_exclusive()
+            return 0
+        log.warning("run.suspect_alone", handler=again.handler, event_id=again.event_id, attempt=again.attempt)
+        turn = ExclusiveTurn(gate)
+        try:
+            settled = self._run_claim(again, wake=True, turn=turn)
+        finally:
+            turn.close()
+        if settled.wake:
+            self.send_wake([(again.shard, again.pid)], "runner")
+        return 1
+
+    def _run_claim(
+        self, claim: Claim, *, wake: bool, claim_next: bool = False, turn: ExclusiveTurn | None = None
+    ) -> Settled:
+        """Run one claimed event; with `turn`, alone in this process (the call takes the turn over)."""
         spec = self.registry.get(claim.handler)
         if spec is None:
             # A pair admitted by a worker with a newer handler set (a rolling deploy): give it back uncounted, to
@@ -173,9 +211,17 @@ class Runner:
             self._count(spec.name, "fenced")
             self.store.release(claim, self.clock_ms())
             return Settled("fenced", -1, False)
+        if turn is not None:
+            slot = turn.hand_over()
+        elif claim.suspect or not self.inflight.gate.try_enter_shared():
+            # A suspect runs alone here just now (or this is one, met mid-budget): don't wait holding a claim.
+            self.store.release(claim, self.clock_ms(), not_before_ms=self.clock_ms() + _GATE_CLOSED_RETRY_MS)
+            return Settled("released", -1, False)
+        else:
+            slot = "shared"
         if claim.late and self.metrics is not None:
             self.metrics.late.labels(spec.name, "delivered").inc()
-        call = Call(spec, lease, time.monotonic())
+        call = Call(spec, lease, time.monotonic(), self.inflight.gate, slot)
         self.lease_keeper.hold(lease)
         self.inflight.start(call)
         error: tuple[str, str, str, float | None] | None = None
@@ -196,7 +242,6 @@ class Runner:
             # The watchdog recorded this call's timeout and the pair went on without it.
             log.warning("run.abandoned_call_returned", handler=spec.name, event_id=claim.event_id,
                         ran_s=round(time.monotonic() - call.started, 3))  # fmt: skip
-            self._set_abandoned_gauge()
             return Settled("abandoned", -1, False)
         if error is not None:
             error_type, message, trace, retry_in_s = error
@@ -225,7 +270,6 @@ class Runner:
         """Record a call's timeout as a failed attempt; the pair goes on without waiting for the call."""
         claim, spec = call.lease.claim, call.spec
         self.lease_keeper.release(call.lease)
-        self._set_abandoned_gauge()
         if self.metrics is not None:
             self.metrics.timeouts.labels(spec.name).inc()
         log.error("run.timeout", handler=spec.name, event_id=claim.event_id, attempt=claim.attempt,
@@ -239,10 +283,6 @@ class Runner:
             return
         if settled.wake:
             self.send_wake([(claim.shard, claim.pid)], "runner")
-
-    def _set_abandoned_gauge(self) -> None:
-        if self.metrics is not None:
-            self.metrics.abandoned.set(self.inflight.abandoned)
 
     def _fail(
         self,

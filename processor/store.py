@@ -101,6 +101,8 @@ class Claim:
     source: str
     ordering_key: str
     message: bytes
+    #: The event's previous call never reported back (its worker died or lost the lease): run it alone.
+    suspect: bool = False
     #: Monotonic time the claim was sent: the lease is this process's from then for at most its length.
     sent_at: float = 0.0
 
@@ -455,6 +457,7 @@ def _claim(shard: int, pid: str, token: str, reply: Any, sent_at: float) -> Clai
         source=_text(reply[9]),
         ordering_key=_text(reply[10]),
         message=reply[11] if isinstance(reply[11], bytes) else str(reply[11]).encode(),
+        suspect=int(reply[12]) == 1,
         sent_at=sent_at,
     )
 

@@ -13,6 +13,7 @@ handler author needs no Redis of their own. Time is a manual clock: nothing slee
 
 from __future__ import annotations
 
+import contextlib
 import random
 import tempfile
 from collections.abc import Callable, Iterable
@@ -31,6 +32,7 @@ from processor.runner import Runner
 from processor.store import Store
 from shared import keys
 from shared.embedded_redis import EmbeddedRedis
+from shared.errors import StoreUnavailable
 from shared.samples import sample_event
 from shared.wire import QueuedEvent, encode_message
 
@@ -202,6 +204,9 @@ class Harness:
         return deadletters.replay(self.store, letters, self.clock()) > 0
 
     def close(self) -> None:
+        # Like a stopping worker: give the ingest lease up, so the next harness on this Redis ingests at once.
+        with contextlib.suppress(StoreUnavailable):
+            self.store.release_ingest_lease(self.ingester.token)
         self.runner.close()
         self.client.close()
         if self._server is not None:

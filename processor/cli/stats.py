@@ -117,6 +117,7 @@ def _document(
         "inbox": snapshot.inbox,
         "poison": snapshot.poison,
         "workers_alive": snapshot.workers_alive,
+        "abandoned_threads": snapshot.abandoned_threads,
         "handlers": handlers,
         "metrics": _metrics(url, after, reading, window, elapsed),
     }
@@ -132,6 +133,7 @@ def _handler(
         "oldest_pending_age_s": max(0.0, (now_ms - oldest) / 1000) if oldest is not None else None,
         "dead": backlog.dead if backlog else 0,
         "skipped": backlog.skipped if backlog else 0,
+        "expired": dict(backlog.expired) if backlog else {},
     }
     if reading is not None:
         buckets = reading.lag_buckets.get(name, {})
@@ -207,10 +209,16 @@ def _show(document: dict[str, Any], args: argparse.Namespace, *, clear: bool) ->
     else:
         say("no handler has seen an event yet")
     say("")
+    stuck = document["abandoned_threads"]
     say(
         f"inbox {document['inbox']} · poison {document['poison']} · workers alive {document['workers_alive']}"
-        f" · at {document['at']}"
+        + (f" · {stuck} threads stuck in timed-out calls" if stuck else "")
+        + f" · at {document['at']}"
     )
+    expired = {name: entry["expired"] for name, entry in document["handlers"].items() if entry["expired"]}
+    for name, counts in sorted(expired.items()):
+        dropped = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+        say(f"{name}: {dropped} dropped unreplayed (letter retention or limit)")
     if not metrics["reachable"]:
         where = f" at {metrics['url']}" if metrics["url"] else ""
         say(f"worker metrics not reachable{where} ({metrics['error']}): showing what Redis knows")

@@ -24,7 +24,7 @@ if score then
     count('skipped:' .. handler, 1)
   end
 end
-redis.call('HDEL', K.pair, 'token', 'lease_until')
+redis.call('HDEL', K.pair, 'token', 'lease_until', 'suspect')  -- the holder reported back
 if ARGV[13] == '1' then
   local head = redis.call('ZRANGE', K.queue, 0, 0)
   if #head == 1 and runnable_at(read_state(head[1]), window) <= now then

@@ -30,7 +30,7 @@ if score then
     write_state(eid, st)
   end
 end
-redis.call('HDEL', K.pair, 'token', 'lease_until')
+redis.call('HDEL', K.pair, 'token', 'lease_until', 'suspect')  -- the holder reported back
 local r = rearm(pid, now, window, grace, tonumber(ARGV[9]))
 settle_if_empty(r[1], ARGV[7])
 return {outcome, fmt(r[1]), r[2]}

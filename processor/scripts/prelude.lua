@@ -122,11 +122,17 @@ end
 
 -- Take the pair's head event for one run under a lease (token + expiry) that fences every later write.
 -- Returns {'busy'} | {'empty'} | {'not_due', at} | {'claimed', event id, issued, attempt, late, replay,
--- received, first_failure, handler, source, key, message}.
+-- received, first_failure, handler, source, key, message, suspect}.
 local function try_claim(pid, token, now, lease, window, grace, idle_ttl)
   local lease_until = tonumber(redis.call('HGET', K.pair, 'lease_until') or '0')
   if lease_until > now then
     return {'busy'}
+  end
+  -- A lease that ran out with its token still set: that run never reported back (its worker died, froze or lost
+  -- Redis). The head event is the one it was running: mark it a suspect, to be run alone next (see inflight.py).
+  if redis.call('HEXISTS', K.pair, 'token') == 1 then
+    local running = redis.call('ZRANGE', K.queue, 0, 0)
+    if #running == 1 then redis.call('HSET', K.pair, 'suspect', running[1]) end
   end
   redis.call('HDEL', K.pair, 'woken_until', 'token', 'lease_until')
   local head = redis.call('ZRANGE', K.queue, 0, 0, 'WITHSCORES')
@@ -146,9 +152,9 @@ local function try_claim(pid, token, now, lease, window, grace, idle_ttl)
   write_state(eid, st)
   redis.call('HSET', K.pair, 'token', token, 'lease_until', fmt(now + lease))
   redis.call('ZADD', K.due, now + lease, pid)
-  local meta = redis.call('HMGET', K.pair, 'handler', 'source', 'okey')
+  local meta = redis.call('HMGET', K.pair, 'handler', 'source', 'okey', 'suspect')
   return {
     'claimed', eid, fmt(score), st.attempts, is_late(score, eid), st.replay, fmt(st.received), fmt(st.first_fail),
-    meta[1], meta[2], meta[3], redis.call('HGET', K.body, eid) or '',
+    meta[1], meta[2], meta[3], redis.call('HGET', K.body, eid) or '', meta[4] == eid and 1 or 0,
   }
 end

@@ -115,6 +115,24 @@ def test_stats_counts_inbox_poison_and_workers(
     assert (document["inbox"], document["poison"], document["workers_alive"]) == (1, 1, 2)
 
 
+def test_stats_shows_threads_stuck_in_timed_out_calls_and_expired_letters(
+    scenario: Scenario, redis_client: redis.Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a live worker with 2 threads stuck in abandoned calls, a gone one with 5, and 3 expired dead letters
+    redis_client.zadd(keys.WORKERS, {"host:1": 10**13, "host:9": 1})
+    redis_client.hset(keys.WORKER_INFO, mapping={"host:1": b'{"abandoned": 2}', "host:9": b'{"abandoned": 5}'})
+    redis_client.hset(keys.stats_key(3), "expired:dead:cli.users", 3)
+
+    assert main(["stats"]) == 0
+    text = capsys.readouterr().out
+    assert "2 threads stuck in timed-out calls" in text
+    assert "cli.users: 3 dead dropped unreplayed" in text
+    assert main(["stats", "--json"]) == 0
+    document = orjson.loads(capsys.readouterr().out)
+    assert document["abandoned_threads"] == 2
+    assert document["handlers"]["cli.users"]["expired"] == {"dead": 3}
+
+
 def test_stats_with_worker_metrics(
     scenario: Scenario, worker_metrics: WorkerMetrics, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,0 +1,104 @@
+"""Bounds on what one bad input or a long outage can cost: an issued time far in the future, dead letters and
+skipped records past their retention or beyond their limit, and the poison list."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from processor import Event, Registry
+from processor import store as store_module
+from processor.decode import bound_issued_ms
+from processor.stats import read_snapshot
+from processor.testing import Harness
+from shared import keys
+
+T0 = "2026-01-01T00:00:"
+
+
+def envelope(eid: str, created_at: str, rid: str = "user_1") -> dict[str, Any]:
+    return {"id": eid, "event": "dsync.user.updated", "data": {"id": rid}, "created_at": created_at}
+
+
+@pytest.fixture
+def registry() -> Registry:
+    return Registry()
+
+
+@pytest.fixture
+def yard(registry: Registry, redis_url: str) -> Iterator[Harness]:
+    harness = Harness(registry, redis_url=redis_url, retention_s=60, dead_letter_retention_s=600)
+    yield harness
+    harness.close()
+
+
+def test_bound_issued_ms() -> None:
+    assert bound_issued_ms(1_000, 5_000, 180_000) == 1_000  # the past is trusted
+    assert bound_issued_ms(185_000, 5_000, 180_000) == 185_000  # within the tolerance ahead
+    assert bound_issued_ms(185_001, 5_000, 180_000) == 5_000  # beyond it: the receipt time stands in
+
+
+def test_a_far_future_created_at_does_not_make_its_key_late(registry: Registry, yard: Harness) -> None:
+    seen: list[tuple[str, bool, int]] = []
+    registry.handler("dsync.*")(lambda e: seen.append((e.id, e.late, int(e.issued_at.timestamp() * 1000))))
+    received = yard.clock()
+    # Given an event claiming to be issued in 2099, then ordinary events of the same user issued after its receipt
+    yard.deliver(envelope("event_future", "2099-01-01T00:00:00.000Z"))
+    yard.run()
+    yard.clock.advance(10)
+    yard.deliver(envelope("event_next", "2026-01-01T00:00:09.000Z"))
+    yard.run()
+    # Then the future event is ordered (and shown) at its receipt time, and the later one is not late
+    assert seen[0] == ("event_future", False, received)
+    assert seen[1][:2] == ("event_next", False)
+
+
+def always_fails(event: Event) -> None:
+    raise RuntimeError("downstream refuses")
+
+
+def test_dead_letters_keep_their_bytes_then_expire(
+    registry: Registry, yard: Harness, redis_client: redis.Redis
+) -> None:
+    registry.handler("dsync.*", name="fails", max_attempts=1)(always_fails)
+    # Given a dead letter, with events kept 60 s and letters 600 s
+    yard.deliver(envelope("event_1", f"{T0}01.000Z"))
+    yard.run()
+    assert [d["event_id"] for d in yard.dead_letters()] == ["event_1"]
+    archive = keys.event_keys("workos", "event_1").archive
+    # Then its archived bytes are kept as long as the letter, not just the event's 60 s
+    assert redis_client.pttl(archive) > 60_000
+    assert yard.store.trim_letters(yard.clock()) == {}
+    # When the letter's retention has passed, the trim drops it and counts it
+    yard.clock.advance(601)
+    assert yard.store.trim_letters(yard.clock()) == {"dead:fails": 1}
+    assert yard.dead_letters() == []
+    snapshot = read_snapshot(redis_client, yard.clock())
+    assert snapshot.handlers["fails"].dead == 0
+    assert snapshot.handlers["fails"].expired == {"dead": 1}
+
+
+def test_dead_letters_are_bounded(registry: Registry, redis_url: str, redis_client: redis.Redis) -> None:
+    registry.handler("dsync.*", name="fails", max_attempts=1)(always_fails)
+    with Harness(registry, redis_url=redis_url, dead_letter_limit=16) as yard:  # one per shard and kind
+        for i in range(40):
+            yard.deliver(envelope(f"event_{i}", f"{T0}01.000Z", rid=f"user_{i}"))
+        yard.run()
+        assert len(yard.dead_letters()) == 40
+        dropped = yard.store.trim_letters(yard.clock())
+        kept = yard.dead_letters()
+    # At most one per shard is kept, the newest; every drop is counted
+    assert len(kept) <= keys.SHARDS
+    assert dropped["dead:fails"] == 40 - len(kept)
+    assert read_snapshot(redis_client, 0).handlers["fails"].dead == len(kept)
+
+
+def test_the_poison_list_is_bounded(yard: Harness, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "POISON_LIMIT", 3)
+    for i in range(5):
+        yard.store.park_poison(f"garbage {i}".encode(), "WireFormatError: test")
+    kept = redis_client.lrange(keys.INBOX_POISON, 0, -1)
+    assert [line.split(b"\n")[1] for line in kept] == [b"garbage 2", b"garbage 3", b"garbage 4"]
