@@ -54,6 +54,9 @@ def test_patterns_are_globs_on_the_event_type() -> None:
         ({"max_attempts": 0}, "max_attempts"),
         ({"min_backoff": 5, "max_backoff": 1}, "min_backoff"),
         ({"name": "has space"}, "name"),
+        ({"timeout": 0}, "timeout"),
+        ({"timeout": True}, "timeout"),
+        ({"timeout": "5m"}, "timeout"),
     ],
 )
 def test_bad_options_are_refused_naming_the_handler(options: dict[str, Any], message: str) -> None:

@@ -201,11 +201,15 @@ def test_a_hung_call_holds_only_its_own_key(
     [worker] = worker_pids(proc)
     expected = set(deliver(redis_client, 80, 20))
     others = expected - {"event_00000"}
+    other_keys = {eid for eid in expected if int(eid.rsplit("_", 1)[1]) % 20 != 0}  # not user_0's
     started_at = time.monotonic()
-    # Then every other event completes for both handlers, well within the recovery timeout of the first try,
-    # though the hung call never returns
-    wait_for(lambda: all(completed(read_ledger(redis_client), h) >= others for h in HANDLERS), 30, "other events")
-    others_done_s = time.monotonic() - started_at
+    # Then every event of the other keys completes for both handlers, though the hung calls never return (the
+    # time it took is reported, not asserted: timing goals belong to `make chaos` and `make bench`); the hung
+    # key's later events follow once the hung one is dead-lettered
+    wait_for(lambda: all(completed(read_ledger(redis_client), h) >= other_keys for h in HANDLERS), 30, "other keys")
+    other_keys_s = time.monotonic() - started_at
+    wait_for(lambda: all(completed(read_ledger(redis_client), h) >= others for h in HANDLERS), 60, "other events")
+    same_key_s = time.monotonic() - started_at
     # And the hung event becomes a HandlerTimeout dead letter of each handler after its 3 attempts
     wait_for(lambda: len(letters(redis_client)) == 2, 60, "the hung event's dead letters")
     dead = letters(redis_client)
@@ -219,7 +223,7 @@ def test_a_hung_call_holds_only_its_own_key(
     assert violations(rows) == []
     hung = [r for r in rows if r.event_id == "event_00000"]
     assert all(r.phase == "start" for r in hung) and len(hung) == 6, hung
-    print(f"\nhung call: other keys done in {others_done_s:.1f} s")
+    print(f"\nhung call: other keys done in {other_keys_s:.1f} s, the hung key's later events in {same_key_s:.1f} s")
 
 
 def test_an_event_that_kills_its_worker_dead_letters_only_itself(

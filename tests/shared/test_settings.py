@@ -20,6 +20,14 @@ def test_defaults() -> None:
     assert (s.dedupe_ttl_s, s.retention_s, s.recovery_timeout_s) == (7 * 86400, 7 * 86400, 30.0)
     assert s.sources["workos"].tolerance_s == 180
     assert s.sources["workos"].secrets_at(0) == (b"secret_one_123",)
+    assert (s.handoff_after_s, s.max_abandoned_threads) == (0.5, 4)
+    assert (s.dead_letter_retention_s, s.dead_letter_limit) == (30 * 86400, 100_000)
+
+
+def test_letters_outlive_events_by_default() -> None:
+    s = Settings.from_env({**BASE, "HOOKYARD_RETENTION": "60d", "HOOKYARD_WORKER_THREADS": "1"})
+    assert s.dead_letter_retention_s == 60 * 86400
+    assert s.max_abandoned_threads == 1
 
 
 @pytest.mark.parametrize(
@@ -46,6 +54,8 @@ def test_durations(raw: str, seconds: float) -> None:
         ({"HOOKYARD_SOURCES": "staging"}, "HOOKYARD_SOURCE_STAGING_SECRETS"),
         ({"HOOKYARD_OPS_PORT": "8000"}, "HOOKYARD_OPS_PORT"),
         ({"HOOKYARD_SWEEP_INTERVAL": "20s"}, "HOOKYARD_SWEEP_INTERVAL"),
+        ({"HOOKYARD_MAX_ABANDONED_THREADS": "9"}, "HOOKYARD_MAX_ABANDONED_THREADS"),
+        ({"HOOKYARD_DEAD_LETTER_LIMIT": "3"}, "HOOKYARD_DEAD_LETTER_LIMIT"),
     ],
 )
 def test_invalid_settings_name_the_setting(env: dict[str, str], setting: str) -> None:
