@@ -9,16 +9,16 @@ import shutil
 import sys
 import tempfile
 
-import redis
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from processor.engine import wall_ms
 from processor.handlers import default_registry
 from processor.startup import start_process
 from processor.stats import BacklogCollector
 from processor.supervisor import ChildSpec, Supervisor
+from shared.clock import wall_ms
 from shared.logging import get_logger
+from shared.redis_clients import OPERATOR, redis_client
 
 __all__ = ["main"]
 
@@ -32,7 +32,8 @@ def main() -> int:
         return settings
     metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="hookyard-metrics-")
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    # Serves the backlog gauges at scrape time: a frozen Redis must cost a scrape seconds, not hang it.
+    client = redis_client(settings.redis_url, OPERATOR)
     if settings.worker_metrics_port:
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]

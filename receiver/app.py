@@ -22,7 +22,8 @@ from receiver.health import Liveness, Readiness
 from receiver.metrics import MetricsEndpoint
 from receiver.openapi import OPS_PATHS, WEBHOOK_PATHS, openapi_route
 from receiver.state import ReceiverState
-from receiver.webhook import WebhookEndpoint, wall_clock_ms
+from receiver.webhook import WebhookEndpoint
+from shared.clock import wall_ms
 from shared.logging import get_logger
 from shared.settings import Settings
 
@@ -38,7 +39,7 @@ def create_app(settings: Settings, *, clock_ms: Callable[[], int] | None = None)
     `clock_ms` (unix ms) replaces the wall clock for signature freshness and receive times, for tests.
     """
     state = ReceiverState(settings)
-    webhook = WebhookEndpoint(settings.sources, settings.max_body_bytes, state, clock_ms=clock_ms or wall_clock_ms)
+    webhook = WebhookEndpoint(settings.sources, settings.max_body_bytes, state, clock_ms=clock_ms or wall_ms)
     readiness = Readiness(state)
     routes = [] if settings.ops_port is not None else _ops_routes(state, readiness)
     routes.append(openapi_route(WEBHOOK_PATHS if settings.ops_port is not None else WEBHOOK_PATHS | OPS_PATHS))

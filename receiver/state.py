@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from receiver.inbox import InboxWriter
 from receiver.metrics import ReceiverMetrics
-from receiver.redis_client import create_redis
+from shared.redis_clients import async_redis_client, receiver_hot_path
 from shared.settings import Settings
 
 __all__ = ["ReceiverState"]
@@ -26,7 +26,7 @@ class ReceiverState:
 
     async def open(self) -> None:
         """Create the client and the writer; connects lazily, so a Redis that is down now only delays 200s."""
-        self.redis = create_redis(self.settings)
+        self.redis = async_redis_client(self.settings.redis_url, receiver_hot_path(self.settings.enqueue_timeout_s))
         self.inbox = InboxWriter(self.redis, timeout_s=self.settings.enqueue_timeout_s, metrics=self.metrics)
 
     async def close(self) -> None:

@@ -16,6 +16,7 @@ from receiver.json_response import dump_json, send_json
 from receiver.metrics import ReceiverMetrics
 from receiver.outcome import REQUEST_RECORD, UNKNOWN_SOURCE_LABEL, Outcome, RequestRecord
 from receiver.state import ReceiverState
+from shared.clock import wall_ms
 from shared.envelope import parse_routing
 from shared.errors import EnvelopeError, SignatureError, StoreUnavailable
 from shared.logging import get_logger
@@ -23,7 +24,7 @@ from shared.settings import SourceConfig
 from shared.signature import verify_signature
 from shared.wire import QueuedEvent, encode_message
 
-__all__ = ["RETRY_AFTER_S", "SIGNATURE_HEADER", "WebhookEndpoint", "wall_clock_ms"]
+__all__ = ["RETRY_AFTER_S", "SIGNATURE_HEADER", "WebhookEndpoint"]
 
 SIGNATURE_HEADER: Final = b"workos-signature"  # ASGI servers lower-case header names
 #: How long a sender should wait after a 503 (WorkOS retries with its own backoff regardless).
@@ -41,11 +42,6 @@ _CLOSE = ((b"connection", b"close"),)
 _RETRY_AFTER = ((b"retry-after", b"%d" % RETRY_AFTER_S),)
 
 
-def wall_clock_ms() -> int:
-    """Unix time in milliseconds, the unit of the signature's `t`."""
-    return time.time_ns() // 1_000_000
-
-
 class WebhookEndpoint:
     """The webhook endpoint for every configured source; mount at a path with a `{source}` parameter."""
 
@@ -55,7 +51,7 @@ class WebhookEndpoint:
         max_body_bytes: int,
         state: ReceiverState,
         *,
-        clock_ms: Callable[[], int] = wall_clock_ms,
+        clock_ms: Callable[[], int] = wall_ms,
     ) -> None:
         self._sources = dict(sources)
         self._max_body_bytes = max_body_bytes

@@ -2,7 +2,8 @@
 
 An operator who runs `hookyard stats` against a Redis that is down needs to read "cannot reach Redis at …",
 not a traceback: every redis-py connection error (and the store's own translation of one) raised inside
-`connect` becomes a `StoreUnavailable` that names the server, without its password.
+`connect` becomes a `StoreUnavailable` that names the server, without its password. The client's timeouts are
+bounded and it never retries (shared/redis_clients.py: `OPERATOR`), so a frozen Redis fails a verb in seconds.
 """
 
 from __future__ import annotations
@@ -13,25 +14,20 @@ from contextlib import contextmanager
 import redis
 
 from processor.cli.addresses import without_password
+from processor.records import StoreTimings
 from processor.store import Store
 from shared.errors import StoreUnavailable
+from shared.redis_clients import OPERATOR, redis_client
 from shared.settings import Settings
 
 __all__ = ["connect", "open_store"]
-
-_CONNECT_TIMEOUT_S = 3.0
-_COMMAND_TIMEOUT_S = 15.0
 
 
 @contextmanager
 def connect(settings: Settings) -> Iterator[redis.Redis]:
     """A client for `settings.redis_url`, closed on exit; unreachable Redis raises `StoreUnavailable`."""
     url = without_password(settings.redis_url)
-    client = redis.Redis.from_url(
-        settings.redis_url,
-        socket_connect_timeout=_CONNECT_TIMEOUT_S,
-        socket_timeout=_COMMAND_TIMEOUT_S,
-    )
+    client = redis_client(settings.redis_url, OPERATOR)
     try:
         yield client
     except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
@@ -47,14 +43,7 @@ def connect(settings: Settings) -> Iterator[redis.Redis]:
 
 def open_store(client: redis.Redis, settings: Settings) -> Store:
     """The state store with the timings the workers use, so a replay re-arms a pair as a worker would."""
-    return Store(
-        client,
-        window_ms=int(settings.reorder_window_s * 1000),
-        grace_ms=int(settings.wake_grace_s * 1000),
-        lease_ms=int(settings.lease_s * 1000),
-        dedupe_ttl_ms=int(settings.dedupe_ttl_s * 1000),
-        retention_ms=int(settings.retention_s * 1000),
-    )
+    return Store(client, StoreTimings.from_settings(settings))
 
 
 def _reason(exc: redis.RedisError) -> str:

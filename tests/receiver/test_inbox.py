@@ -11,16 +11,16 @@ from redis.asyncio import Redis
 
 from receiver.inbox import InboxWriter
 from receiver.metrics import ReceiverMetrics
-from receiver.redis_client import create_redis
 from shared.embedded_redis import EmbeddedRedis
 from shared.errors import StoreUnavailable
 from shared.keys import INBOX, INBOX_WAKE
+from shared.redis_clients import async_redis_client, receiver_hot_path
 from shared.settings import Settings
 
 
 @pytest.fixture
 async def async_redis(settings: Settings) -> AsyncIterator[Redis]:
-    client = create_redis(settings)
+    client = async_redis_client(settings.redis_url, receiver_hot_path(settings.enqueue_timeout_s))
     yield client
     await client.aclose()
 

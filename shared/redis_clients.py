@@ -1,0 +1,92 @@
+"""Every Redis client Hookyard opens, built by one factory from a named policy of timeouts.
+
+No policy retries a command by itself: a command whose reply was lost may already have run, so a silent retry
+could store an event twice (the receiver's RPUSH) or repeat a step (the workers' scripts). Each caller retries
+at a level where it can see it happen instead: the sender re-delivers after a 503, the worker loops and the
+sweep go round again, an operator re-runs a CLI verb.
+
+    receiver_hot_path(enqueue_timeout_s)  the receiver's enqueue and probes: nothing outlasts the enqueue deadline
+    WORKER_LOOPS                          the workers' ingest, sweep and lease loops, and their Dramatiq broker
+    OPERATOR                              the CLI and the supervisor's metrics scrape: someone waits for an answer
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import redis
+import redis.asyncio
+import redis.asyncio.retry
+import redis.retry
+from redis.backoff import NoBackoff
+
+__all__ = ["OPERATOR", "WORKER_LOOPS", "ClientPolicy", "async_redis_client", "receiver_hot_path", "redis_client"]
+
+#: Connecting is a local round trip; a Redis that cannot accept a connection in a second is down for the receiver.
+RECEIVER_CONNECT_TIMEOUT_S: Final = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ClientPolicy:
+    """How long a client waits for Redis, and how it keeps an idle connection honest."""
+
+    name: str
+    #: Longest wait for any one reply; a frozen Redis surfaces as a TimeoutError after this.
+    socket_timeout_s: float
+    connect_timeout_s: float
+    #: Seconds idle before a connection is PINGed on its next use (0: never), to find a dead one before a command.
+    health_check_interval_s: int = 0
+    #: TCP keepalive: a long-lived pool notices a vanished peer (a failed-over Redis) even while idle.
+    keepalive: bool = False
+
+
+def receiver_hot_path(enqueue_timeout_s: float) -> ClientPolicy:
+    """The receiver's policy: no reply is waited for past the enqueue deadline a 200 depends on.
+
+    A retried RPUSH whose first reply was lost would store an event twice, and retries with backoff would stall
+    a request past that deadline: the sender retries instead, and the processor drops duplicates by event id.
+    """
+    return ClientPolicy(
+        name="receiver",
+        socket_timeout_s=enqueue_timeout_s,
+        connect_timeout_s=min(RECEIVER_CONNECT_TIMEOUT_S, enqueue_timeout_s),
+        keepalive=True,
+    )
+
+
+#: Room for a slow script and for the ingest loop's BLPOP (at most 1 s) on the same pool; the health check
+#: finds a connection Redis dropped while a loop was idle before a command is lost on it.
+WORKER_LOOPS: Final = ClientPolicy(
+    name="worker",
+    socket_timeout_s=10.0,
+    connect_timeout_s=2.0,
+    health_check_interval_s=15,
+)
+
+#: Bounded so that a frozen or unreachable Redis gives a clear error within seconds instead of a long hang.
+OPERATOR: Final = ClientPolicy(name="operator", socket_timeout_s=3.0, connect_timeout_s=3.0)
+
+
+def redis_client(url: str, policy: ClientPolicy) -> redis.Redis:
+    """A blocking client for `url` under `policy`; it connects lazily, on first use."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=policy.socket_timeout_s,
+        socket_connect_timeout=policy.connect_timeout_s,
+        socket_keepalive=policy.keepalive,
+        health_check_interval=policy.health_check_interval_s,
+        retry=redis.retry.Retry(NoBackoff(), 0),
+    )
+
+
+def async_redis_client(url: str, policy: ClientPolicy) -> redis.asyncio.Redis:
+    """An asyncio client for `url` under `policy`; it connects lazily, on first use."""
+    return redis.asyncio.Redis.from_url(
+        url,
+        socket_timeout=policy.socket_timeout_s,
+        socket_connect_timeout=policy.connect_timeout_s,
+        socket_keepalive=policy.keepalive,
+        health_check_interval=policy.health_check_interval_s,
+        retry=redis.asyncio.retry.Retry(NoBackoff(), 0),
+    )
