@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from receiver.json_response import dump_json, send_json
 from receiver.state import ReceiverState
+from shared.durability import APPENDONLY, CONFIG_NAMES, MAXMEMORY_POLICY, Setting, assess_durability
 from shared.logging import get_logger
 
 __all__ = [
@@ -38,6 +39,7 @@ CONFIG_CACHE_S: Final = 30.0
 WARN_APPENDONLY_OFF: Final = "redis persistence (appendonly) is off: accepted events can be lost on restart"
 WARN_EVICTION: Final = "redis maxmemory-policy is not noeviction: accepted events can be evicted"
 WARN_CONFIG_UNREADABLE: Final = "cannot read redis config"
+_WARNINGS: Final[dict[Setting, str]] = {APPENDONLY: WARN_APPENDONLY_OFF, MAXMEMORY_POLICY: WARN_EVICTION}
 
 _ALIVE = dump_json({"status": "ok"})
 # A logger is fetched where it is used: one bound at import would keep the logging setup of import time.
@@ -69,21 +71,14 @@ class RedisConfigCheck:
     async def _read(self, redis: Redis) -> list[str]:
         try:
             async with asyncio.timeout(PING_TIMEOUT_S):
-                appendonly = await redis.config_get("appendonly")
-                policy = await redis.config_get("maxmemory-policy")
+                replies = [await redis.config_get(name) for name in CONFIG_NAMES]
         except (RedisError, OSError, TimeoutError):
             # Managed Redis often disables or renames CONFIG; durability is then the operator's to vouch for.
             return [WARN_CONFIG_UNREADABLE]
-        appendonly_value = _config_value(appendonly, "appendonly")
-        policy_value = _config_value(policy, "maxmemory-policy")
-        if appendonly_value is None or policy_value is None:
+        durability = assess_durability(replies)
+        if not all(finding.known for finding in durability):
             return [WARN_CONFIG_UNREADABLE]
-        warnings: list[str] = []
-        if appendonly_value != "yes":
-            warnings.append(WARN_APPENDONLY_OFF)
-        if policy_value != "noeviction":
-            warnings.append(WARN_EVICTION)
-        return warnings
+        return [_WARNINGS[finding.setting] for finding in durability if not finding.durable]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,13 +121,3 @@ class Readiness:
             get_logger(_LOGGER).debug("readiness.ping_failed", error=type(exc).__name__)
             return ReadinessReport(ready=False, redis="unreachable")
         return ReadinessReport(ready=True, redis="ok", warnings=await self._config_check.warnings(redis))
-
-
-def _config_value(reply: object, name: str) -> str | None:
-    # CONFIG GET answers {name: value} (bytes or str, per decode_responses); empty means "not allowed".
-    if not isinstance(reply, dict):
-        return None
-    value = reply.get(name, reply.get(name.encode()))
-    if isinstance(value, bytes):
-        value = value.decode("ascii", "replace")
-    return value.lower() if isinstance(value, str) else None

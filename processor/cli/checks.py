@@ -15,6 +15,7 @@ from processor.cli.devstate import SECRET_FILE, saved_secret
 from processor.cli.registry import load_registry
 from processor.cli.timefmt import age, iso
 from processor.stats import ALIVE_MS, read_snapshot
+from shared.durability import CONFIG_NAMES, Durability, assess_durability
 from shared.errors import RegistrationError
 from shared.settings import Settings
 
@@ -99,27 +100,27 @@ def check_redis(client: redis.Redis, settings: Settings) -> tuple[Check, dict[st
 
 def check_persistence(client: redis.Redis, info: dict[str, Any]) -> Check:
     """AOF is on: without it a Redis restart loses events the receiver already answered 200 for."""
-    value = _config(client, "appendonly", "yes" if info.get("aof_enabled") in (1, "1") else "no")
-    if value == "yes":
-        fsync = _config(client, "appendfsync", None)
+    finding = _durability(client, info).persistence
+    if finding.durable:
+        fsync = _config(client, "appendfsync")
         return Check("persistence", "ok", "appendonly yes" + (f", appendfsync {fsync}" if fsync else ""))
     return Check(
         "persistence",
         "fail",
-        f"appendonly {value}: a Redis restart loses accepted events",
+        f"appendonly {finding.value or 'unknown'}: a Redis restart loses accepted events",
         "set appendonly yes (see deploy/redis.conf): CONFIG SET appendonly yes, and in redis.conf",
     )
 
 
 def check_eviction(client: redis.Redis, info: dict[str, Any]) -> Check:
     """`maxmemory-policy noeviction`: any other policy may evict queued events when memory runs short."""
-    value = _config(client, "maxmemory-policy", str(info.get("maxmemory_policy", "?")))
-    if value == "noeviction":
+    finding = _durability(client, info).eviction
+    if finding.durable:
         return Check("eviction", "ok", "maxmemory-policy noeviction")
     return Check(
         "eviction",
         "fail",
-        f"maxmemory-policy {value}: Redis may evict accepted events under memory pressure",
+        f"maxmemory-policy {finding.value or 'unknown'}: Redis may evict accepted events under memory pressure",
         "set maxmemory-policy noeviction (see deploy/redis.conf)",
     )
 
@@ -167,13 +168,22 @@ def check_workers(client: redis.Redis, now_ms: int) -> Check:
     )
 
 
-def _config(client: redis.Redis, name: str, fallback: str | None) -> str | None:
-    # Managed Redis services often rename or forbid CONFIG; INFO says enough for the checks that need it.
-    try:
-        found = client.config_get(name)
-    except redis.ResponseError:
-        return fallback
+def _durability(client: redis.Redis, info: dict[str, Any]) -> Durability:
+    return assess_durability([_config_reply(client, name) for name in CONFIG_NAMES], info)
+
+
+def _config(client: redis.Redis, name: str) -> str | None:
+    found = _config_reply(client, name)
     value = found.get(name) if isinstance(found, dict) else None
     if value is None:
-        return fallback
+        return None
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _config_reply(client: redis.Redis, name: str) -> object:
+    # Managed Redis services often rename or forbid CONFIG; INFO then says enough for the durability checks.
+    try:
+        reply: object = client.config_get(name)
+    except redis.ResponseError:
+        return None
+    return reply
