@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Literal, cast
 
-import orjson
 import redis
 
+from processor.records import DeadLetter
 from processor.store import Store
 from shared import keys
+from shared.errors import ArchiveExpired, WireFormatError
 
 __all__ = ["Kind", "Letter", "list_letters", "purge", "replay"]
 
@@ -24,15 +25,15 @@ class Letter:
     shard: int
     member: str
     at_ms: int
-    record: dict[str, Any]
+    record: DeadLetter
 
     @property
     def event_id(self) -> str:
-        return str(self.record["event_id"])
+        return self.record.event_id
 
     @property
     def handler(self) -> str:
-        return str(self.record["handler"])
+        return self.record.handler
 
 
 def _zset(shard: int, kind: Kind) -> str:
@@ -71,8 +72,11 @@ def list_letters(
     for (shard, name, at_ms), raw in zip(wanted, records, strict=True):
         if raw is None:
             continue
-        record = orjson.loads(raw)
-        if handler is not None and record.get("handler") != handler:
+        try:
+            record = DeadLetter.decode(raw)
+        except WireFormatError:
+            continue  # not ours to show: a record this version cannot read
+        if handler is not None and record.handler != handler:
             continue
         letters.append(Letter(kind, shard, name, at_ms, record))
     return sorted(letters, key=lambda letter: (letter.at_ms, letter.member))
@@ -80,10 +84,13 @@ def list_letters(
 
 def replay(store: Store, letters: list[Letter], now_ms: int) -> int:
     """Put letters back in their handlers' queues, in each key's issued order; returns how many went back."""
-    ordered = sorted(letters, key=lambda letter: (int(letter.record["issued_at_ms"]), letter.event_id))
+    ordered = sorted(letters, key=lambda letter: (letter.record.issued_at_ms, letter.event_id))
     done = 0
     for letter in ordered:
-        if store.replay(letter.shard, letter.member, letter.record, now_ms, from_dead=letter.kind == "dead"):
+        event = store.archive.get(letter.record.source, letter.event_id)
+        if event is None:
+            raise ArchiveExpired(f"event {letter.event_id} is past retention: its bytes are gone")
+        if store.pairs.replay(letter.record, event, now_ms, from_dead=letter.kind == "dead"):
             done += 1
     return done
 

@@ -27,20 +27,19 @@ from processor.handlers import Registry
 from processor.ingest import Ingester
 from processor.leases import LeaseKeeper
 from processor.metrics import WorkerMetrics
+from processor.records import StoreTimings
 from processor.runner import Runner
 from processor.store import Store
+from shared import keys
 from shared.errors import StoreUnavailable
 from shared.logging import get_logger
 from shared.settings import Settings
 
-__all__ = ["ACTOR_NAME", "QUEUE_NAME", "Engine", "ProcessorLoops", "wall_ms"]
+__all__ = ["ACTOR_NAME", "Engine", "ProcessorLoops", "wall_ms"]
 
 log = get_logger("hookyard.engine")
 
 ACTOR_NAME = "hookyard.run_pairs"
-QUEUE_NAME = "hookyard"
-DRAMATIQ_NAMESPACE = "hookyard-dramatiq"
-WAKE_QUEUE_KEY = f"{DRAMATIQ_NAMESPACE}:{QUEUE_NAME}"  # the list of message ids Dramatiq's Redis broker keeps
 _MAX_PAIRS_PER_MESSAGE = 32
 _TRIM_LETTERS_EVERY_S = 30.0
 
@@ -77,24 +76,16 @@ class Engine:
         self.metrics = metrics
         self.clock_ms = clock_ms
         self.client = redis_client(settings.redis_url)
-        self.store = Store(
-            self.client,
-            window_ms=int(settings.reorder_window_s * 1000),
-            grace_ms=int(settings.wake_grace_s * 1000),
-            lease_ms=int(settings.lease_s * 1000),
-            dedupe_ttl_ms=int(settings.dedupe_ttl_s * 1000),
-            retention_ms=int(settings.retention_s * 1000),
-            letter_retention_ms=int(settings.dead_letter_retention_s * 1000),
-            letter_limit=settings.dead_letter_limit,
-        )
+        self.timings = StoreTimings.from_settings(settings)
+        self.store = Store(self.client, self.timings)
         self.broker = RedisBroker(  # type: ignore[no-untyped-call]
-            client=redis_client(settings.redis_url), namespace=DRAMATIQ_NAMESPACE, middleware=[]
+            client=redis_client(settings.redis_url), namespace=keys.WAKE_NAMESPACE, middleware=[]
         )
         self.actor: dramatiq.Actor[Any, Any] = dramatiq.Actor(
             self._run_pairs,
             broker=self.broker,
             actor_name=ACTOR_NAME,
-            queue_name=QUEUE_NAME,
+            queue_name=keys.WAKE_QUEUE_NAME,
             priority=0,
             options={},
         )
@@ -105,7 +96,7 @@ class Engine:
             registry,
             clock_ms=clock_ms,
             metrics=metrics,
-            lease_ms=int(settings.lease_s * 1000) + 5000,
+            lease_ms=self.timings.lease_ms + 5000,
             future_tolerance_ms={name: int(src.tolerance_s * 1000) for name, src in settings.sources.items()},
         )
         self.runner = Runner(
@@ -116,7 +107,7 @@ class Engine:
             lease_keeper=self.lease_keeper,
             metrics=metrics,
             handoff_after_s=settings.handoff_after_s,
-            letter_retention_ms=int(settings.dead_letter_retention_s * 1000),
+            letter_retention_ms=self.timings.letter_retention_ms,
         )
         self.loops = ProcessorLoops(self)
         self.broker.add_middleware(self.loops)
@@ -240,29 +231,29 @@ class ProcessorLoops(dramatiq.Middleware):
             if result.wake:
                 engine.send_wake(result.wake, "ingest")
             if result.read == 0:
-                engine.store.wait_for_inbox(idle_wait, blocking)
+                engine.store.inbox.wait(idle_wait, blocking)
             return 0.0
 
         self._guarded(step, stop)
         with contextlib.suppress(StoreUnavailable):  # if Redis is away, the lease lapses by itself
-            engine.store.release_ingest_lease(engine.ingester.token)
+            engine.store.inbox.release_lease(engine.ingester.token)
 
     def sweep_once(self) -> int:
         """Heartbeat, then wake every pair that is due; returns how many pairs were woken."""
         engine = self.engine
         info = {"abandoned": engine.runner.inflight.abandoned, "threads": engine.settings.worker_threads}
-        engine.store.heartbeat(self._worker_id, engine.clock_ms(), info)
+        engine.store.upkeep.heartbeat(self._worker_id, engine.clock_ms(), info)
         if time.monotonic() - self._letters_trimmed_at >= _TRIM_LETTERS_EVERY_S:
             self._letters_trimmed_at = time.monotonic()
-            dropped = engine.store.trim_letters(engine.clock_ms())
+            dropped = engine.store.upkeep.trim_letters(engine.clock_ms())
             if dropped:
                 log.warning("letters.expired", dropped=dropped)
         # Backpressure: while plenty of wake-ups wait in Dramatiq's queue (threads busy with slow handlers),
         # sending more would only pile up no-op messages; due pairs stay due and are found next round.
         enough_queued = 4 * engine.settings.worker_threads * engine.settings.workers
-        if engine.store.queued_wakeups(WAKE_QUEUE_KEY) >= enough_queued:
+        if engine.store.upkeep.queued_wakeups() >= enough_queued:
             return 0
-        wake = engine.store.sweep_all(engine.clock_ms())
+        wake = engine.store.upkeep.sweep(engine.clock_ms())
         if wake:
             engine.send_wake(wake, "sweep")
         return len(wake)

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from processor.decode import bound_issued_ms, event_from_queued
 from processor.handlers import Registry
 from processor.metrics import WorkerMetrics
+from processor.records import Admission
 from processor.routing import route
-from processor.store import Admission, Store
+from processor.store import Store
 from shared.errors import EnvelopeError, WireFormatError
 from shared.logging import get_logger
 from shared.wire import decode_message
@@ -62,21 +63,21 @@ class Ingester:
         self.token = uuid.uuid4().hex
 
     def holds_lease(self) -> bool:
-        return self.store.hold_ingest_lease(self.token, self.lease_ms)
+        return self.store.inbox.hold_lease(self.token, self.lease_ms)
 
     def ingest_once(self) -> IngestResult | None:
         """Admit one batch if we hold the lease; None when another worker is the ingester."""
         if not self.holds_lease():
             return None
-        messages = self.store.read_inbox(self.batch_size)
+        messages = self.store.inbox.read(self.batch_size)
         if not messages:
             return IngestResult(0, 0, 0, 0, [])
         batch, poison = self._prepare(messages)
         now = self.clock_ms()
-        admitted = self.store.admit(batch, now) if batch else None
+        admitted = self.store.pairs.admit(batch, now) if batch else None
         fresh = admitted.fresh if admitted is not None else []
         wake = admitted.wake if admitted is not None else []
-        if not self.store.ack_inbox(self.token, len(messages), self.lease_ms):
+        if not self.store.inbox.ack(self.token, len(messages), self.lease_ms):
             # Another ingester took over while we worked: it admits the same messages (idempotently) and trims.
             log.warning("ingest.lease_lost", batch=len(messages))
             return IngestResult(len(messages), 0, 0, 0, wake)
@@ -113,7 +114,7 @@ class Ingester:
             except (WireFormatError, EnvelopeError) as exc:
                 # The receiver only enqueues verified, parsed events, so this is corruption or a version skew:
                 # park the bytes for inspection rather than lose or loop on them.
-                self.store.park_poison(message, f"{type(exc).__name__}: {exc}")
+                self.store.inbox.park_poison(message, f"{type(exc).__name__}: {exc}")
                 log.error("ingest.poison", error=type(exc).__name__, reason=str(exc)[:200])
                 poison += 1
                 continue

@@ -12,7 +12,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from processor.store import Claim, Store
+from processor.records import Claim
+from processor.store import Store
 from shared.errors import StoreUnavailable
 from shared.logging import get_logger
 
@@ -58,13 +59,13 @@ class LeaseKeeper:
 
     def hold(self, lease: Lease) -> None:
         with self._lock:
-            self._held[(lease.claim.shard, lease.claim.pid)] = lease
+            self._held[(lease.claim.shard, lease.claim.pair_id)] = lease
 
     def release(self, lease: Lease) -> None:
         with self._lock:
             # Only our own hold: another thread may hold the same pair under a newer claim by now.
-            if self._held.get((lease.claim.shard, lease.claim.pid)) is lease:
-                del self._held[(lease.claim.shard, lease.claim.pid)]
+            if self._held.get((lease.claim.shard, lease.claim.pair_id)) is lease:
+                del self._held[(lease.claim.shard, lease.claim.pair_id)]
 
     def held(self) -> list[Lease]:
         with self._lock:
@@ -77,19 +78,19 @@ class LeaseKeeper:
             claim = lease.claim
             sent_at = time.monotonic()
             try:
-                renewed = self.store.renew(claim.shard, claim.pid, claim.token, self.clock_ms())
+                renewed = self.store.pairs.renew(claim.shard, claim.pair_id, claim.token, self.clock_ms())
             except StoreUnavailable as exc:
                 # Not renewed: the local deadline keeps running out, and with it the right to go on.
-                log.warning("lease.renew_failed", shard=claim.shard, pair=claim.pid, error=str(exc)[:200])
+                log.warning("lease.renew_failed", shard=claim.shard, pair=claim.pair_id, error=str(exc)[:200])
                 continue
             if renewed:
                 lease.valid_until = max(lease.valid_until, sent_at + self.lease_s - self.margin_s)
                 kept += 1
                 continue
             with self._lock:
-                still_held = self._held.get((claim.shard, claim.pid)) is lease
+                still_held = self._held.get((claim.shard, claim.pair_id)) is lease
             # A run that completed between the snapshot and the renewal freed its lease itself.
             if still_held:
                 lease.lost.set()
-                log.warning("lease.lost", shard=claim.shard, pair=claim.pid, event_id=claim.event_id)
+                log.warning("lease.lost", shard=claim.shard, pair=claim.pair_id, event_id=claim.event_id)
         return kept

@@ -19,15 +19,14 @@ import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import orjson
-
 from processor.decode import event_from_message
 from processor.event import Event
 from processor.handlers import HandlerSpec, Registry, RetryLater
 from processor.inflight import Backlog, Call, ExclusiveTurn, InFlight
 from processor.leases import LeaseKeeper
 from processor.metrics import WorkerMetrics
-from processor.store import Claim, Settled, Store
+from processor.records import Claim, DeadLetter, Settled
+from processor.store import Store
 from shared.errors import EnvelopeError, StoreUnavailable, WireFormatError
 from shared.logging import get_logger
 
@@ -41,6 +40,8 @@ _MAX_TRACEBACK = 8192
 _UNKNOWN_HANDLER_RETRY_MS = 30_000
 _MAX_MESSAGE = 1024
 _GATE_CLOSED_RETRY_MS = 500
+# Letters are trimmed by the sweep every 30 s: the bytes a letter needs outlive it by more than that.
+_ARCHIVE_MARGIN_MS = 120_000
 
 
 def backoff_s(attempt: int, min_s: float, max_s: float, rng: random.Random) -> float:
@@ -76,6 +77,8 @@ class Runner:
         self.budget_events = budget_events
         self.budget_s = budget_s
         self.letter_retention_ms = letter_retention_ms
+        # A suspect waits this long at most for the other calls of its process to finish (new ones wait too).
+        self.isolation_wait_s = min(lease_keeper.lease_s, 2.0)
         self.rng = rng or random.Random()
         self._local = threading.local()
         #: Set when the worker shuts down: no new pair is started, the waiting ones are handed on.
@@ -100,11 +103,11 @@ class Runner:
         settled = 0
         try:
             while not self.stopping.is_set():
-                pid = backlog.next()
-                if pid is None:
+                pair_id = backlog.next()
+                if pair_id is None:
                     break
                 backlog.busy_since = time.monotonic()
-                settled += self.run_pair(shard, pid)
+                settled += self.run_pair(shard, pair_id)
                 backlog.busy_since = None
         finally:
             self.inflight.remove_backlog(backlog)
@@ -113,12 +116,12 @@ class Runner:
                 self._handoff(shard, rest)
         return settled
 
-    def run_pair(self, shard: int, pid: str) -> int:
+    def run_pair(self, shard: int, pair_id: str) -> int:
         """Run the pair's runnable events (up to the budget); returns how many were settled."""
         token = uuid.uuid4().hex
         deadline = time.monotonic() + self.budget_s
         settled_count = 0
-        claim = self.store.claim(shard, pid, token, self.clock_ms())
+        claim = self.store.pairs.claim(shard, pair_id, token, self.clock_ms())
         if isinstance(claim, Claim) and claim.suspect:
             return self._run_suspect(claim)
         while isinstance(claim, Claim):
@@ -126,13 +129,13 @@ class Runner:
             more = settled_count < self.budget_events and time.monotonic() < deadline and not self.stopping.is_set()
             settled = self._run_claim(claim, wake=not more, claim_next=more)
             if settled.wake:
-                self.send_wake([(shard, pid)], "runner")
+                self.send_wake([(shard, pair_id)], "runner")
             if not more or settled.outcome in ("fenced", "abandoned"):
                 break
             if settled.next_claim is not None:
                 claim = settled.next_claim  # `complete` already leased the next event: no extra round trip
             elif 0 <= settled.next_due_ms <= self.clock_ms():
-                claim = self.store.claim(shard, pid, token, self.clock_ms())
+                claim = self.store.pairs.claim(shard, pair_id, token, self.clock_ms())
             else:
                 break
         return settled_count
@@ -140,14 +143,15 @@ class Runner:
     def _run_suspect(self, claim: Claim) -> int:
         """Run an event whose previous call never reported back alone in this process: if it is what kills the
         worker, no other event is in flight to be charged an attempt for it."""
-        self.store.release(claim, self.clock_ms())  # uncounted: counted again when it really starts
+        self.store.pairs.release(claim, self.clock_ms())  # uncounted: counted again when it really starts
         gate = self.inflight.gate
-        if not gate.enter_exclusive(self.lease_keeper.lease_s):
-            # Other calls here did not finish in time: the pair stays due, for this or another worker.
-            log.info("run.suspect_deferred", handler=claim.handler, event_id=claim.event_id)
+        if not gate.enter_exclusive(self.isolation_wait_s):
+            # Other calls here did not finish in time. Back off, so that the gate opens for them meanwhile: a
+            # process with a long call must not stall its other keys for as long as that call runs.
+            self._defer_suspect(claim)
             return 0
         try:
-            again = self.store.claim(claim.shard, claim.pid, uuid.uuid4().hex, self.clock_ms())
+            again = self.store.pairs.claim(claim.shard, claim.pair_id, uuid.uuid4().hex, self.clock_ms(), alone=True)
         except BaseException:
             gate.leave_exclusive()
             raise
@@ -161,8 +165,15 @@ class Runner:
         finally:
             turn.close()
         if settled.wake:
-            self.send_wake([(again.shard, again.pid)], "runner")
+            self.send_wake([(again.shard, again.pair_id)], "runner")
         return 1
+
+    def _defer_suspect(self, claim: Claim) -> None:
+        log.info("run.suspect_deferred", handler=claim.handler, event_id=claim.event_id)
+        again = self.store.pairs.claim(claim.shard, claim.pair_id, uuid.uuid4().hex, self.clock_ms())
+        if isinstance(again, Claim):
+            not_before = self.clock_ms() + int(self.lease_keeper.lease_s * 1000)
+            self.store.pairs.release(again, self.clock_ms(), not_before_ms=not_before)
 
     def _run_claim(
         self, claim: Claim, *, wake: bool, claim_next: bool = False, turn: ExclusiveTurn | None = None
@@ -173,11 +184,12 @@ class Runner:
             # A pair admitted by a worker with a newer handler set (a rolling deploy): give it back uncounted, to
             # be picked up again in a while, by then perhaps by a worker that has the handler.
             log.warning("run.unknown_handler", handler=claim.handler, event_id=claim.event_id)
-            self.store.release(claim, self.clock_ms(), not_before_ms=self.clock_ms() + _UNKNOWN_HANDLER_RETRY_MS)
+            self.store.pairs.release(claim, self.clock_ms(), not_before_ms=self.clock_ms() + _UNKNOWN_HANDLER_RETRY_MS)
             return Settled("released", -1, False)
-        if claim.attempt > spec.max_attempts:
+        if claim.attempt - claim.prior_attempts > spec.max_attempts and (claim.convicted or not claim.suspect):
             # Attempts are counted when a call starts; more than allowed means earlier calls of this very event
-            # never reported back (the worker died during each, e.g. killed by it): set the event aside.
+            # never reported back, the last one while it ran alone in its worker (it kills its worker: out of
+            # memory, a segfault): set it aside. A suspect not yet run alone gets that run first.
             return self._fail(claim, spec, "WorkerLost", "the worker died during every allowed attempt", "",
                               retry_in_s=0.0, wake=wake, final=True)  # fmt: skip
         lease = self.lease_keeper.lease(claim)
@@ -194,10 +206,10 @@ class Runner:
             return self._fail(claim, spec, type(exc).__name__, str(exc), "", retry_in_s=0.0, wake=wake,
                               final=True)  # fmt: skip
         if claim.late and spec.late == "skip" and not claim.replay:
-            record = self._record(claim, spec, event.type, "LateEvent", "skipped: issued before a delivered event", "")
-            self.store.keep_archive(claim.source, claim.event_id, self.letter_retention_ms)
-            settled = self.store.complete(
-                claim, self.clock_ms(), wake=wake, skipped_record=record, claim_next=claim_next
+            letter = self._letter(claim, spec, event.type, "LateEvent", "skipped: issued before a delivered event", "")
+            self.store.archive.keep(claim.source, claim.event_id, self.letter_retention_ms + _ARCHIVE_MARGIN_MS)
+            settled = self.store.pairs.complete(
+                claim, self.clock_ms(), wake=wake, skipped=letter, claim_next=claim_next
             )
             self._count(spec.name, "skipped")
             if self.metrics is not None:
@@ -209,13 +221,13 @@ class Runner:
             # already. Starting the call could run an event twice, or out of order: don't.
             log.warning("run.lease_expired_before_call", handler=spec.name, event_id=claim.event_id)
             self._count(spec.name, "fenced")
-            self.store.release(claim, self.clock_ms())
+            self.store.pairs.release(claim, self.clock_ms())
             return Settled("fenced", -1, False)
         if turn is not None:
             slot = turn.hand_over()
         elif claim.suspect or not self.inflight.gate.try_enter_shared():
             # A suspect runs alone here just now (or this is one, met mid-budget): don't wait holding a claim.
-            self.store.release(claim, self.clock_ms(), not_before_ms=self.clock_ms() + _GATE_CLOSED_RETRY_MS)
+            self.store.pairs.release(claim, self.clock_ms(), not_before_ms=self.clock_ms() + _GATE_CLOSED_RETRY_MS)
             return Settled("released", -1, False)
         else:
             slot = "shared"
@@ -248,7 +260,7 @@ class Runner:
             return self._fail(claim, spec, error_type, message, trace, retry_in_s=retry_in_s, wake=wake,
                               event_type=event.type)  # fmt: skip
         now = self.clock_ms()
-        settled = self.store.complete(claim, now, wake=wake, claim_next=claim_next)
+        settled = self.store.pairs.complete(claim, now, wake=wake, claim_next=claim_next)
         if settled.outcome == "fenced":
             self._count(spec.name, "fenced")
             log.warning("run.fenced", handler=spec.name, event_id=claim.event_id, key=claim.ordering_key)
@@ -264,7 +276,7 @@ class Runner:
     def _handoff(self, shard: int, pids: list[str]) -> None:
         """Send waiting pairs on as a wake-up of their own, for any free thread."""
         log.debug("wake.handoff", shard=shard, pairs=len(pids))
-        self.send_wake([(shard, pid) for pid in pids], "handoff")
+        self.send_wake([(shard, pair_id) for pair_id in pids], "handoff")
 
     def _expire(self, call: Call) -> None:
         """Record a call's timeout as a failed attempt; the pair goes on without waiting for the call."""
@@ -282,7 +294,7 @@ class Runner:
             log.warning("run.timeout_not_recorded", handler=spec.name, event_id=claim.event_id, error=str(exc)[:200])
             return
         if settled.wake:
-            self.send_wake([(claim.shard, claim.pid)], "runner")
+            self.send_wake([(claim.shard, claim.pair_id)], "runner")
 
     def _fail(
         self,
@@ -303,16 +315,16 @@ class Runner:
         if retry_in_s is None:
             assert spec is not None
             retry_in_s = backoff_s(claim.attempt, spec.min_backoff_s, spec.max_backoff_s, self.rng)
-        record = self._record(claim, spec, event_type, error_type, message, trace, now=now)
-        if max_attempts == 0 or claim.attempt >= max_attempts:
+        letter = self._letter(claim, spec, event_type, error_type, message, trace, now=now)
+        if max_attempts == 0 or claim.attempt - claim.prior_attempts >= max_attempts:
             # This attempt may make a dead letter: its bytes must outlive the event's own retention.
-            self.store.keep_archive(claim.source, claim.event_id, self.letter_retention_ms)
-        settled = self.store.fail(
+            self.store.archive.keep(claim.source, claim.event_id, self.letter_retention_ms + _ARCHIVE_MARGIN_MS)
+        settled = self.store.pairs.fail(
             claim,
             now,
             retry_at_ms=now + int(retry_in_s * 1000),
             max_attempts=max_attempts,
-            record=record,
+            letter=letter,
             wake=wake,
         )
         self._count(name, settled.outcome)
@@ -331,7 +343,7 @@ class Runner:
             log.warning("run.fenced", **fields)
         return settled
 
-    def _record(
+    def _letter(
         self,
         claim: Claim,
         spec: HandlerSpec | None,
@@ -341,26 +353,24 @@ class Runner:
         trace: str,
         *,
         now: int | None = None,
-    ) -> bytes:
+    ) -> DeadLetter:
         now = now if now is not None else self.clock_ms()
-        return orjson.dumps(
-            {
-                "event_id": claim.event_id,
-                "event_type": event_type,
-                "handler": claim.handler,
-                "source": claim.source,
-                "ordering_key": claim.ordering_key,
-                "ordered": spec.ordered if spec is not None else True,
-                "shard": claim.shard,
-                "pair": claim.pid,
-                "issued_at_ms": claim.issued_at_ms,
-                "error_type": error_type,
-                "error_message": message[:_MAX_MESSAGE],
-                "traceback": trace[-_MAX_TRACEBACK:],
-                "attempts": claim.attempt,
-                "first_failure_ms": claim.first_failure_ms or now,
-                "last_failure_ms": now,
-            }
+        return DeadLetter(
+            event_id=claim.event_id,
+            event_type=event_type,
+            handler=claim.handler,
+            source=claim.source,
+            ordering_key=claim.ordering_key,
+            ordered=spec.ordered if spec is not None else True,
+            shard=claim.shard,
+            pair=claim.pair_id,
+            issued_at_ms=claim.issued_at_ms,
+            error_type=error_type,
+            error_message=message[:_MAX_MESSAGE],
+            traceback=trace[-_MAX_TRACEBACK:],
+            attempts=claim.attempt,
+            first_failure_ms=claim.first_failure_ms or now,
+            last_failure_ms=now,
         )
 
     def _count(self, handler: str, outcome: str) -> None:
@@ -389,4 +399,16 @@ class Runner:
         with self._loops_lock:
             loops, self._loops = self._loops, []
         for loop in loops:
-            loop.close()
+            # A loop still running belongs to an abandoned async call (a blocking call inside a coroutine): the
+            # thread may come back to it; it dies with the process.
+            if not loop.is_running():
+                loop.close()
+
+    def drain(self, timeout_s: float) -> int:
+        """Stop starting pairs and wait (at most `timeout_s`) for the calls still running, except abandoned ones;
+        returns how many are still running then."""
+        self.stopping.set()
+        deadline = time.monotonic() + timeout_s
+        while (live := self.inflight.running() - self.inflight.abandoned) > 0 and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling interval of a bounded wait for other threads' calls to return
+        return max(0, live)

@@ -28,6 +28,7 @@ from processor.engine import redis_client
 from processor.handlers import HandlerSpec, Registry, default_registry
 from processor.ingest import Ingester
 from processor.leases import LeaseKeeper
+from processor.records import StoreTimings
 from processor.runner import Runner
 from processor.store import Store
 from shared import keys
@@ -84,16 +85,16 @@ class Harness:
             self._server.start()
             redis_url = self._server.url
         self.client = redis_client(redis_url)  # as production's: no automatic retries
-        self.store = Store(
-            self.client,
-            window_ms=int(reorder_window_s * 1000),
-            grace_ms=int(wake_grace_s * 1000),
-            lease_ms=int(lease_s * 1000),
-            dedupe_ttl_ms=int(dedupe_ttl_s * 1000),
-            retention_ms=int(retention_s * 1000),
-            letter_retention_ms=int(dead_letter_retention_s * 1000),
+        timings = StoreTimings.from_seconds(
+            window_s=reorder_window_s,
+            grace_s=wake_grace_s,
+            lease_s=lease_s,
+            dedupe_ttl_s=dedupe_ttl_s,
+            retention_s=retention_s,
+            letter_retention_s=dead_letter_retention_s,
             letter_limit=dead_letter_limit,
         )
+        self.store = Store(self.client, timings)
         self.wakes: list[tuple[int, str]] = []
         self.ingester = Ingester(self.store, self.registry, clock_ms=self.clock)
         self.runner = Runner(
@@ -102,7 +103,7 @@ class Harness:
             clock_ms=self.clock,
             send_wake=lambda wake, sender: self.wakes.extend(wake),
             lease_keeper=LeaseKeeper(self.store, self.clock, lease_s),
-            letter_retention_ms=int(dead_letter_retention_s * 1000),
+            letter_retention_ms=timings.letter_retention_ms,
             rng=random.Random(seed),
         )
 
@@ -147,7 +148,7 @@ class Harness:
             if result is None or result.read == 0:
                 break
             self.wakes.extend(result.wake)
-        self.wakes.extend(self.store.sweep_all(self.clock()))
+        self.wakes.extend(self.store.upkeep.sweep(self.clock()))
         settled = 0
         while self.wakes:
             # As the workers do: one wake-up per shard, naming several pairs.
@@ -159,7 +160,7 @@ class Harness:
             for shard, pids in sorted(by_shard.items()):
                 settled += self.runner.run_pairs(shard, pids)
             if not self.wakes:
-                self.wakes.extend(self.store.sweep_all(self.clock()))
+                self.wakes.extend(self.store.upkeep.sweep(self.clock()))
         return settled
 
     def run(self, *, until_idle: bool = True, max_steps: int = 10_000) -> None:
@@ -189,10 +190,10 @@ class Harness:
         return min(found) if found else None
 
     def dead_letters(self) -> list[dict[str, Any]]:
-        return [letter.record for letter in deadletters.list_letters(self.client, "dead")]
+        return [letter.record.as_dict() for letter in deadletters.list_letters(self.client, "dead")]
 
     def skipped(self) -> list[dict[str, Any]]:
-        return [letter.record for letter in deadletters.list_letters(self.client, "skipped")]
+        return [letter.record.as_dict() for letter in deadletters.list_letters(self.client, "skipped")]
 
     def replay(self, event_id: str, handler: str) -> bool:
         """Replay a dead letter (or skipped late event) of `handler`: puts it back in that handler's queue."""
@@ -206,7 +207,7 @@ class Harness:
     def close(self) -> None:
         # Like a stopping worker: give the ingest lease up, so the next harness on this Redis ingests at once.
         with contextlib.suppress(StoreUnavailable):
-            self.store.release_ingest_lease(self.ingester.token)
+            self.store.inbox.release_lease(self.ingester.token)
         self.runner.close()
         self.client.close()
         if self._server is not None:

@@ -74,6 +74,10 @@ def serve(settings: Settings, stop: threading.Event, *, standby_ingest: bool = F
         stop.wait()
     finally:
         log.info("worker.stopping", pid=os.getpid())
+        if engine.runner.inflight.abandoned:
+            # Restarting for stuck threads: let the calls that are not stuck finish first (each within its own
+            # timeout, at most the recovery timeout here), so that none of them is cut off by the exit.
+            engine.runner.drain(settings.recovery_timeout_s)
         worker.stop(timeout=int(settings.lease_s * 1000))
         abandoned = engine.runner.inflight.abandoned
         engine.close()

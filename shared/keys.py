@@ -16,6 +16,9 @@ __all__ = [
     "INBOX_POISON",
     "INBOX_WAKE",
     "SHARDS",
+    "WAKE_NAMESPACE",
+    "WAKE_QUEUE",
+    "WAKE_QUEUE_NAME",
     "WORKERS",
     "WORKER_INFO",
     "DeadLetterKeys",
@@ -41,6 +44,10 @@ INBOX_WAKE = "{hy:inbox}:wake"
 INBOX_LEASE = "{hy:inbox}:lease"
 INBOX_POISON = "{hy:inbox}:poison"  # messages that cannot be decoded, kept for inspection
 WORKERS = "{hy:workers}"  # zset "<host>:<pid>" -> last heartbeat (ms), written by every worker's sweep
+# Dramatiq's Redis broker keeps the wake-up queue under its namespace: the list of message ids it holds.
+WAKE_NAMESPACE = "hookyard-dramatiq"
+WAKE_QUEUE_NAME = "hookyard"
+WAKE_QUEUE = f"{WAKE_NAMESPACE}:{WAKE_QUEUE_NAME}"
 WORKER_INFO = "{hy:workers}:info"  # hash "<host>:<pid>" -> JSON counters the worker publishes with its heartbeat
 
 

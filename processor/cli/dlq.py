@@ -21,6 +21,7 @@ from processor.cli.redis_access import connect, open_store
 from processor.cli.table import render_table
 from processor.cli.timefmt import age, iso
 from processor.deadletters import Kind, Letter
+from processor.records import DeadLetter
 from shared.errors import ArchiveExpired, HookyardError
 
 __all__ = ["add_parser"]
@@ -149,8 +150,8 @@ def _list(args: argparse.Namespace, environ: dict[str, str]) -> int:
             age((now_ms - letter.at_ms) / 1000),
             letter.handler,
             letter.event_id,
-            letter.record.get("event_type") or "-",
-            letter.record.get("attempts"),
+            letter.record.event_type or "-",
+            letter.record.attempts,
             _short_error(letter.record),
         )
         for letter in shown
@@ -184,16 +185,16 @@ def _print_letter(letter: Letter, now_ms: int) -> None:
     record = letter.record
     set_aside = "skipped" if letter.kind == "skipped" else "died"
     say(f"{letter.kind} letter of {letter.handler}: event {letter.event_id}")
-    say(f"type          {record.get('event_type') or '-'}  (source {record.get('source')})")
+    say(f"type          {record.event_type or '-'}  (source {record.source})")
     say(f"{set_aside.ljust(14)}{iso(letter.at_ms)}  ({age((now_ms - letter.at_ms) / 1000)} ago)")
-    say(f"issued        {iso(record.get('issued_at_ms'))}")
+    say(f"issued        {iso(record.issued_at_ms)}")
     say(
-        f"attempts      {record.get('attempts')}  (first failure {iso(record.get('first_failure_ms'))}, "
-        f"last {iso(record.get('last_failure_ms'))})"
+        f"attempts      {record.attempts}  (first failure {iso(record.first_failure_ms)}, "
+        f"last {iso(record.last_failure_ms)})"
     )
-    say(f"ordering key  {record.get('ordering_key')}  (pair {record.get('pair')}, shard {letter.shard})")
-    say(f"error         {record.get('error_type')}: {record.get('error_message')}")
-    trace = str(record.get("traceback") or "").rstrip()
+    say(f"ordering key  {record.ordering_key}  (pair {record.pair}, shard {letter.shard})")
+    say(f"error         {record.error_type}: {record.error_message}")
+    trace = str(record.traceback or "").rstrip()
     if trace:
         say("traceback")
         for line in trace.splitlines():
@@ -213,7 +214,7 @@ def _replay(args: argparse.Namespace, environ: dict[str, str]) -> int:
         letters = _select(client, args, now_ms)
         # Issued order, as deadletters.replay orders a batch: within one key the earlier event must be back
         # in the queue first, or a worker could run the later one before it arrives.
-        ordered = sorted(letters, key=lambda x: (int(x.record["issued_at_ms"]), x.event_id))
+        ordered = sorted(letters, key=lambda x: (x.record.issued_at_ms, x.event_id))
         if not args.dry_run:
             store = open_store(client, settings)
             with Progress(len(ordered), "replaying") as progress:
@@ -322,7 +323,7 @@ def _purge_json(args: argparse.Namespace, letters: list[Letter], purged: int) ->
 
 def _letters_table(letters: list[Letter], now_ms: int) -> str:
     rows = [
-        (iso(x.at_ms), age((now_ms - x.at_ms) / 1000), x.handler, x.event_id, iso(x.record.get("issued_at_ms")))
+        (iso(x.at_ms), age((now_ms - x.at_ms) / 1000), x.handler, x.event_id, iso(x.record.issued_at_ms))
         for x in letters
     ]
     return render_table(("SET ASIDE", "AGE", "HANDLER", "EVENT ID", "ISSUED"), rows, right=(1,))
@@ -333,8 +334,8 @@ def _by_handler(letters: list[Letter]) -> str:
     return ", ".join(f"{handler}: {count}" for handler, count in sorted(counts.items()))
 
 
-def _short_error(record: dict[str, Any]) -> str:
-    text = f"{record.get('error_type')}: {' '.join(str(record.get('error_message', '')).split())}"
+def _short_error(record: DeadLetter) -> str:
+    text = f"{record.error_type}: {' '.join(str(record.error_message).split())}"
     return text if len(text) <= _ERROR_WIDTH else text[: _ERROR_WIDTH - 3] + "..."
 
 
@@ -344,20 +345,20 @@ def _letter_json(letter: Letter, *, full: bool = False) -> dict[str, Any]:
         "kind": letter.kind,
         "event_id": letter.event_id,
         "handler": letter.handler,
-        "source": record.get("source"),
-        "event_type": record.get("event_type"),
+        "source": record.source,
+        "event_type": record.event_type,
         "set_aside_at": iso(letter.at_ms),
-        "issued_at": iso(record.get("issued_at_ms")),
-        "attempts": record.get("attempts"),
-        "error_type": record.get("error_type"),
-        "error_message": record.get("error_message"),
-        "ordering_key": record.get("ordering_key"),
-        "pair": record.get("pair"),
+        "issued_at": iso(record.issued_at_ms),
+        "attempts": record.attempts,
+        "error_type": record.error_type,
+        "error_message": record.error_message,
+        "ordering_key": record.ordering_key,
+        "pair": record.pair,
         "shard": letter.shard,
     }
     if full:
-        document["first_failure_at"] = iso(record.get("first_failure_ms"))
-        document["last_failure_at"] = iso(record.get("last_failure_ms"))
-        document["traceback"] = record.get("traceback")
+        document["first_failure_at"] = iso(record.first_failure_ms)
+        document["last_failure_at"] = iso(record.last_failure_ms)
+        document["traceback"] = record.traceback
         document["record"] = record
     return document

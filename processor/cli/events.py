@@ -24,6 +24,7 @@ from processor.cli.registry import load_registry
 from processor.cli.table import render_table
 from processor.cli.timefmt import age, iso
 from processor.handlers import Registry
+from processor.records import ArchivedEvent
 from shared import keys
 from shared.errors import HookyardError, RegistrationError
 from shared.settings import DEFAULT_SOURCE, Settings
@@ -219,13 +220,13 @@ def _show(args: argparse.Namespace, environ: dict[str, str]) -> int:
     with connect(settings) as client:
         found = _find(client, sources, args.event_id)
         if args.raw:
-            sys.stdout.buffer.write(found["raw"])
+            sys.stdout.buffer.write(found.raw)
             sys.stdout.buffer.flush()
             return 0
         registry = _registry_or_none(settings)
         window_ms = int(settings.reorder_window_s * 1000)
-        statuses = handler_statuses(client, registry or Registry(), found, args.event_id, now_ms, window_ms=window_ms)
-    document = _event_json(args.event_id, found, statuses, now_ms)
+        statuses = handler_statuses(client, registry or Registry(), found, now_ms, window_ms=window_ms)
+    document = _event_json(found, statuses, now_ms)
     if args.json:
         print_json(document)
         return 0
@@ -233,17 +234,17 @@ def _show(args: argparse.Namespace, environ: dict[str, str]) -> int:
     return 0
 
 
-def _find(client: redis.Redis, sources: list[str], event_id: str) -> dict[str, bytes]:
+def _find(client: redis.Redis, sources: list[str], event_id: str) -> ArchivedEvent:
     pipe = client.pipeline(transaction=False)
     for source in sources:
         pipe.hgetall(keys.event_keys(source, event_id).archive)
-    hits = [{name.decode(): value for name, value in entry.items()} for entry in pipe.execute() if entry]
+    hits = [ArchivedEvent.decode(event_id, entry) for entry in pipe.execute() if entry]
     if not hits:
         raise HookyardError(
             f"no event {event_id!r} in the archive of {', '.join(sources)}; it may be past HOOKYARD_RETENTION"
         )
     if len(hits) > 1:
-        found_in = ", ".join(hit["source"].decode() for hit in hits)
+        found_in = ", ".join(hit.source for hit in hits)
         raise HookyardError(f"event {event_id!r} was received from several sources ({found_in}): pass --source")
     return hits[0]
 
@@ -256,19 +257,19 @@ def _registry_or_none(settings: Settings) -> Registry | None:
         return None
 
 
-def _event_json(event_id: str, archive: dict[str, bytes], statuses: list[HandlerStatus], now_ms: int) -> dict[str, Any]:
-    raw = archive["raw"]
+def _event_json(archived: ArchivedEvent, statuses: list[HandlerStatus], now_ms: int) -> dict[str, Any]:
+    raw = archived.raw
     try:
         envelope: Any = orjson.loads(raw)
     except orjson.JSONDecodeError:
         envelope = raw.decode(errors="replace")
-    received = _int(archive.get("received", b"").decode())
+    received = archived.received_at_ms or None
     return {
-        "event_id": event_id,
-        "source": archive["source"].decode(),
-        "type": archive.get("type", b"").decode(),
-        "issued_at": iso(_int(archive.get("issued", b"").decode())),
-        "signed_at": iso(_int(archive.get("signed", b"").decode())),
+        "event_id": archived.event_id,
+        "source": archived.source,
+        "type": archived.event_type,
+        "issued_at": iso(archived.issued_at_ms or None),
+        "signed_at": iso(archived.signed_at_ms or None),
         "received_at": iso(received),
         "age_s": (now_ms - received) / 1000 if received else None,
         "bytes": len(raw),
@@ -286,15 +287,15 @@ def _status_json(status: HandlerStatus) -> dict[str, Any]:
         "ordering_key": status.ordering_key,
         "pair": status.pair,
         "shard": status.shard,
-        "attempts": state.attempts if state else record.get("attempts"),
+        "attempts": state.attempts if state else (record.attempts if record else None),
         "not_before": iso(state.not_before_ms) if state else None,
         "runnable_at": iso(status.due_at_ms),
-        "first_failure": iso(state.first_failure_ms if state else record.get("first_failure_ms")),
-        "last_failure": iso(state.last_failure_ms if state else record.get("last_failure_ms")),
+        "first_failure": iso(state.first_failure_ms if state else (record.first_failure_ms if record else None)),
+        "last_failure": iso(state.last_failure_ms if state else (record.last_failure_ms if record else None)),
         "replay": state.replay if state else None,
         "leased_until": iso(status.leased_until_ms),
         "set_aside_at": iso(status.letter_at_ms),
-        "error": ({"type": record.get("error_type"), "message": record.get("error_message")} if record else None),
+        "error": ({"type": record.error_type, "message": record.error_message} if record else None),
     }
 
 
@@ -337,9 +338,9 @@ def _status_row(status: HandlerStatus, now_ms: int) -> tuple[object, ...]:
         if state.replay:
             parts.append("replayed")
         detail = ", ".join(parts)
-    elif status.status in ("dead", "skipped"):
-        attempts = record.get("attempts")
-        detail = f"{record.get('error_type')}: {record.get('error_message')}"
+    elif status.status in ("dead", "skipped") and record is not None:
+        attempts = record.attempts
+        detail = f"{record.error_type}: {record.error_message}"
         if status.status == "dead":
             detail += "  (`hookyard dlq show` for the traceback)"
     elif status.status == "unknown":

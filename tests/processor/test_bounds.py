@@ -10,9 +10,9 @@ import pytest
 import redis
 
 from processor import Event, Registry
-from processor import store as store_module
 from processor.decode import bound_issued_ms
 from processor.stats import read_snapshot
+from processor.store import inbox as inbox_module
 from processor.testing import Harness
 from shared import keys
 
@@ -71,34 +71,37 @@ def test_dead_letters_keep_their_bytes_then_expire(
     archive = keys.event_keys("workos", "event_1").archive
     # Then its archived bytes are kept as long as the letter, not just the event's 60 s
     assert redis_client.pttl(archive) > 60_000
-    assert yard.store.trim_letters(yard.clock()) == {}
+    assert yard.store.upkeep.trim_letters(yard.clock()) == {}
     # When the letter's retention has passed, the trim drops it and counts it
     yard.clock.advance(601)
-    assert yard.store.trim_letters(yard.clock()) == {"dead:fails": 1}
+    assert yard.store.upkeep.trim_letters(yard.clock()) == {"dead:fails": 1}
     assert yard.dead_letters() == []
     snapshot = read_snapshot(redis_client, yard.clock())
     assert snapshot.handlers["fails"].dead == 0
     assert snapshot.handlers["fails"].expired == {"dead": 1}
 
 
-def test_dead_letters_are_bounded(registry: Registry, redis_url: str, redis_client: redis.Redis) -> None:
+def test_dead_letters_are_bounded_across_shards(registry: Registry, redis_url: str, redis_client: redis.Redis) -> None:
     registry.handler("dsync.*", name="fails", max_attempts=1)(always_fails)
-    with Harness(registry, redis_url=redis_url, dead_letter_limit=16) as yard:  # one per shard and kind
+    with Harness(registry, redis_url=redis_url, dead_letter_limit=16) as yard:
+        # Given 25 dead letters of one hot key (one shard) and 15 spread over other keys, oldest first
         for i in range(40):
-            yard.deliver(envelope(f"event_{i}", f"{T0}01.000Z", rid=f"user_{i}"))
-        yard.run()
+            rid = "user_hot" if i < 25 else f"user_{i}"
+            yard.deliver(envelope(f"event_{i:02d}", f"{T0}{i:02d}.000Z", rid=rid))
+            yard.run()
+            yard.clock.advance(1)
         assert len(yard.dead_letters()) == 40
-        dropped = yard.store.trim_letters(yard.clock())
-        kept = yard.dead_letters()
-    # At most one per shard is kept, the newest; every drop is counted
-    assert len(kept) <= keys.SHARDS
-    assert dropped["dead:fails"] == 40 - len(kept)
-    assert read_snapshot(redis_client, 0).handlers["fails"].dead == len(kept)
+        dropped = yard.store.upkeep.trim_letters(yard.clock())
+        kept = sorted(d["event_id"] for d in yard.dead_letters())
+    # Then the 16 newest are kept, wherever they live, and every drop is counted
+    assert kept == [f"event_{i:02d}" for i in range(24, 40)]
+    assert dropped == {"dead:fails": 24}
+    assert read_snapshot(redis_client, 0).handlers["fails"].dead == 16
 
 
 def test_the_poison_list_is_bounded(yard: Harness, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "POISON_LIMIT", 3)
+    monkeypatch.setattr(inbox_module, "POISON_LIMIT", 3)
     for i in range(5):
-        yard.store.park_poison(f"garbage {i}".encode(), "WireFormatError: test")
+        yard.store.inbox.park_poison(f"garbage {i}".encode(), "WireFormatError: test")
     kept = redis_client.lrange(keys.INBOX_POISON, 0, -1)
     assert [line.split(b"\n")[1] for line in kept] == [b"garbage 2", b"garbage 3", b"garbage 4"]

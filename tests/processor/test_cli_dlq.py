@@ -148,12 +148,13 @@ def test_replay_puts_the_event_back_and_the_handler_then_gets_it(
     assert orjson.loads(capsys.readouterr().out)["letters"] == []
     assert main(["events", "show", scenario.dead, "--json"]) == 0
     [users] = [h for h in orjson.loads(capsys.readouterr().out)["handlers"] if h["handler"] == "cli.users"]
-    assert (users["status"], users["replay"], users["attempts"]) == ("pending", True, 0)
+    # The replay goes on counting from the attempts the letter had (its next call says attempt 3)
+    assert (users["status"], users["replay"], users["attempts"]) == ("pending", True, 2)
 
     # Then only that handler runs it again, and it is done
     yard.run()
     replayed = [call for call in cli_state.DELIVERED if call[1] == scenario.dead]
-    assert replayed == [("cli.users", scenario.dead, 1, False)]
+    assert replayed == [("cli.users", scenario.dead, 3, False)]
     capsys.readouterr()  # the harness's log lines
     assert main(["stats", "--json", "--sample", "0"]) == 0
     handlers = orjson.loads(capsys.readouterr().out)["handlers"]
@@ -170,7 +171,7 @@ def test_replay_a_skipped_late_event_delivers_it_late(
     yard.run()
 
     replayed = [call for call in cli_state.DELIVERED if call[1] == scenario.late]
-    assert replayed == [("cli.strict", scenario.late, 1, True)]
+    assert replayed == [("cli.strict", scenario.late, 2, True)]  # its skip counted as attempt 1
 
 
 def test_replay_dry_run_changes_nothing(scenario: Scenario, capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,7 +8,7 @@ import orjson
 import pytest
 import redis
 
-from processor.engine import WAKE_QUEUE_KEY, Engine
+from processor.engine import Engine
 from processor.handlers import Registry
 from shared import keys
 from shared.settings import Settings
@@ -41,7 +41,7 @@ def test_ingest_sends_wakeups_through_dramatiq(engine: Engine, redis_client: red
     assert result.new == 3
     engine.send_wake(result.wake, "ingest")
     # Each unordered event is its own pair; with two threads they are spread over messages of up to 2 pairs
-    assert redis_client.llen(WAKE_QUEUE_KEY) >= 2
+    assert redis_client.llen(keys.WAKE_QUEUE) >= 2
 
 
 def test_the_sweep_holds_back_while_enough_wakeups_are_queued(engine: Engine, redis_client: redis.Redis) -> None:
@@ -51,10 +51,10 @@ def test_the_sweep_holds_back_while_enough_wakeups_are_queued(engine: Engine, re
     assert result is not None
     engine.clock_ms = lambda: 10**13  # far in the future: every reservation has lapsed
     # And Dramatiq's queue already holding plenty of wake-ups (4 x threads x workers)
-    redis_client.rpush(WAKE_QUEUE_KEY, *[f"m{i}" for i in range(8)])
+    redis_client.rpush(keys.WAKE_QUEUE, *[f"m{i}" for i in range(8)])
     # Then the sweep sends nothing and the pairs stay due
     assert engine.loops.sweep_once() == 0
     assert sum(redis_client.zcard(keys.due_key(s)) for s in range(keys.SHARDS)) == 3
     # When the queue drains, the next sweep wakes them
-    redis_client.delete(WAKE_QUEUE_KEY)
+    redis_client.delete(keys.WAKE_QUEUE)
     assert engine.loops.sweep_once() == 3

@@ -10,7 +10,7 @@ import redis
 
 from processor import Registry
 from processor.engine import Engine
-from processor.store import Claim
+from processor.records import Claim
 from processor.testing import Harness
 from shared.errors import StoreUnavailable
 from shared.settings import Settings
@@ -39,10 +39,10 @@ def test_a_full_redis_is_an_outage_not_a_bug(yard: Harness, redis_client: redis.
     redis_client.config_set("maxmemory", "1")
     try:
         with pytest.raises(StoreUnavailable):
-            yard.store.heartbeat("w:1", yard.clock())
+            yard.store.upkeep.heartbeat("w:1", yard.clock())
     finally:
         redis_client.config_set("maxmemory", "0")
-    yard.store.heartbeat("w:1", yard.clock())
+    yard.store.upkeep.heartbeat("w:1", yard.clock())
 
 
 def test_a_loop_survives_unexpected_errors(redis_url: str) -> None:
@@ -74,14 +74,14 @@ def test_an_event_that_kills_its_worker_every_time_is_set_aside(registry: Regist
     def worker_dies(*args: object, **kwargs: object) -> object:
         raise SystemExit("killed while running this event")
 
-    real_complete = yard.store.complete
-    yard.store.complete = worker_dies  # type: ignore[method-assign]
+    real_complete = yard.store.pairs.complete
+    yard.store.pairs.complete = worker_dies  # type: ignore[method-assign]
     # Given a worker that dies during each of the two allowed attempts
     for _ in range(2):
         with pytest.raises(SystemExit):
             yard.step()
         yard.clock.advance(11)  # the dead worker's lease lapses
-    yard.store.complete = real_complete  # type: ignore[method-assign]
+    yard.store.pairs.complete = real_complete  # type: ignore[method-assign]
     # When the pair is claimed a third time, the event becomes a dead letter instead of a third crash
     yard.run()
     [dead] = yard.dead_letters()
@@ -102,7 +102,7 @@ def test_an_unknown_handler_gives_the_pair_back_uncounted(registry: Registry, re
         older.clock.set(admitting.clock())
         assert older.runner.run_pairs(shard, [pid]) == 1
         # Then nothing was counted or dead-lettered, and the pair is due again in 30 s for another worker
-        claim = admitting.store.claim(shard, pid, "t", admitting.clock() + 30_000)
+        claim = admitting.store.pairs.claim(shard, pid, "t", admitting.clock() + 30_000)
         assert isinstance(claim, Claim)
         assert claim.attempt == 1
         assert older.dead_letters() == []

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from processor import Event, Registry
+from processor import Event, Registry, RetryLater
 from processor.handlers import HandlerSpec
 from processor.inflight import Backlog, Call, Gate, InFlight
 from processor.leases import Lease
-from processor.store import Claim
+from processor.records import Claim
 from processor.testing import Harness
 
 T0 = "2026-01-01T00:00:"
@@ -162,7 +162,7 @@ def test_no_call_starts_once_the_lease_may_have_passed(registry: Registry, yard:
     admitted = yard.ingester.ingest_once()
     assert admitted is not None
     [(shard, pid)] = admitted.wake
-    claimed = yard.store.claim(shard, pid, "token-1", yard.clock())
+    claimed = yard.store.pairs.claim(shard, pid, "token-1", yard.clock())
     assert isinstance(claimed, Claim) and claimed.attempt == 1
     # Given a thread that claimed, then was frozen for longer than the lease before calling the handler
     frozen = dataclasses.replace(claimed, sent_at=claimed.sent_at - 60)
@@ -213,3 +213,88 @@ def test_a_worker_killed_by_one_pair_charges_no_attempt_to_the_pairs_waiting_beh
     yard.run()
     # Then the innocent event's first call is its attempt 1: it was never claimed while it waited
     assert (innocent, 1) in calls and ("killer", 2) in calls
+
+
+def _run_through_deaths(yard: Harness, rounds: int = 20) -> None:
+    for _ in range(rounds):
+        try:
+            yard.run()
+            return
+        except SystemExit:
+            yard.clock.advance(60)  # the dead worker's lease lapses
+
+
+def test_a_neighbour_lost_on_its_last_attempt_is_run_alone_not_dead_lettered(registry: Registry, yard: Harness) -> None:
+    calls: list[tuple[str, int]] = []
+    tries: dict[str, int] = {}
+
+    def handler(event: Event) -> None:
+        calls.append((event.id, event.attempt))
+        tries[event.id] = tries.get(event.id, 0) + 1
+        if tries[event.id] == 1:
+            raise RetryLater(1)  # attempt 1 fails and reports back
+        if tries[event.id] == 2:
+            raise SystemExit("a neighbour kills the worker during attempt 2")
+
+    registry.handler("dsync.*", name="h", max_attempts=2)(handler)
+    yard.deliver(envelope("event_1", 1))
+    _run_through_deaths(yard)
+    # Then attempt 3 ran (alone) and completed: attempts never reported back do not make a WorkerLost by themselves
+    assert calls == [("event_1", 1), ("event_1", 2), ("event_1", 3)]
+    assert yard.dead_letters() == []
+
+
+def test_an_event_that_dies_alone_is_dead_lettered_as_worker_lost(registry: Registry, yard: Harness) -> None:
+    calls: list[tuple[str, int]] = []
+
+    def handler(event: Event) -> None:
+        calls.append((event.id, event.attempt))
+        raise SystemExit("this event kills its worker every time")
+
+    registry.handler("dsync.*", name="h", max_attempts=2)(handler)
+    yard.deliver(envelope("event_1", 1))
+    _run_through_deaths(yard)
+    [letter] = yard.dead_letters()
+    assert letter["error_type"] == "WorkerLost"
+    assert calls == [("event_1", 1), ("event_1", 2)]
+
+
+def test_the_suspect_is_the_event_that_was_running_not_the_new_head(registry: Registry, yard: Harness) -> None:
+    alone: list[tuple[str, bool]] = []
+    registry.handler("dsync.*", name="h")(lambda e: None)
+    yard.deliver(envelope("event_k", 5))
+    admitted = yard.ingester.ingest_once()
+    assert admitted is not None
+    [(shard, pair_id)] = admitted.wake
+    # Given a run of event_k that never reports back, and an earlier-issued event arriving meanwhile
+    lost = yard.store.pairs.claim(shard, pair_id, "lost-run", yard.clock())
+    assert isinstance(lost, Claim) and lost.event_id == "event_k"
+    yard.deliver(envelope("event_e", 1))
+    yard.ingester.ingest_once()
+    yard.clock.advance(60)
+    # Then the earlier event is claimed as an ordinary run, and the lost one comes back as the suspect
+    for _ in range(2):
+        claimed = yard.store.pairs.claim(shard, pair_id, "next", yard.clock())
+        assert isinstance(claimed, Claim)
+        alone.append((claimed.event_id, claimed.suspect))
+        yard.store.pairs.complete(claimed, yard.clock(), wake=False)
+    assert alone == [("event_e", False), ("event_k", True)]
+
+
+def test_a_replayed_letter_goes_on_counting_attempts(registry: Registry, yard: Harness) -> None:
+    calls: list[int] = []
+
+    def handler(event: Event) -> None:
+        calls.append(event.attempt)
+        if len(calls) <= 2:
+            raise ValueError("broken until the fix")
+
+    registry.handler("dsync.*", name="h", max_attempts=2, min_backoff=0.1, max_backoff=0.1)(handler)
+    yard.deliver(envelope("event_1", 1))
+    yard.run()
+    assert [d["attempts"] for d in yard.dead_letters()] == [2]
+    # When the letter is replayed (its old call might even still be running), its calls never say 1 or 2 again
+    assert yard.replay("event_1", "h")
+    yard.run()
+    assert calls == [1, 2, 3]
+    assert yard.dead_letters() == []

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from processor import Registry
-from processor.store import Claim
+from processor.records import Claim, DeadLetter
 from processor.testing import Harness
 
 ENVELOPE = {
@@ -16,6 +16,9 @@ ENVELOPE = {
     "data": {"id": "user_1"},
     "created_at": "2026-01-01T00:00:01Z",
 }
+
+
+LETTER = DeadLetter("event_1", "sync", "workos", "user_1", "pair", 0, 0, "E", "m", 1, 0, 0)
 
 
 @pytest.fixture
@@ -37,43 +40,43 @@ def _pair(yard: Harness) -> tuple[int, str]:
 
 def test_a_held_pair_cannot_be_claimed_twice(yard: Harness) -> None:
     shard, pid = _pair(yard)
-    first = yard.store.claim(shard, pid, "runner-a", yard.clock())
+    first = yard.store.pairs.claim(shard, pid, "runner-a", yard.clock())
     assert isinstance(first, Claim)
-    assert yard.store.claim(shard, pid, "runner-b", yard.clock()) == "busy"
+    assert yard.store.pairs.claim(shard, pid, "runner-b", yard.clock()) == "busy"
     yard.clock.advance(9.9)
-    assert yard.store.claim(shard, pid, "runner-b", yard.clock()) == "busy"
+    assert yard.store.pairs.claim(shard, pid, "runner-b", yard.clock()) == "busy"
 
 
 def test_a_paused_runner_is_fenced_after_its_lease_lapsed(yard: Harness) -> None:
     shard, pid = _pair(yard)
     # Given runner A claimed the event and then paused past its lease
-    paused = yard.store.claim(shard, pid, "runner-a", yard.clock())
+    paused = yard.store.pairs.claim(shard, pid, "runner-a", yard.clock())
     assert isinstance(paused, Claim)
     yard.clock.advance(11)
     # When the sweep hands the pair to runner B
-    assert (shard, pid) in yard.store.sweep_all(yard.clock())
-    taken = yard.store.claim(shard, pid, "runner-b", yard.clock())
+    assert (shard, pid) in yard.store.upkeep.sweep(yard.clock())
+    taken = yard.store.pairs.claim(shard, pid, "runner-b", yard.clock())
     assert isinstance(taken, Claim)
     assert (taken.event_id, taken.attempt) == ("event_1", 2)
     # Then A can neither complete, fail nor renew; B completes
-    assert yard.store.complete(paused, yard.clock(), wake=False).outcome == "fenced"
-    assert yard.store.fail(paused, yard.clock(), retry_at_ms=0, max_attempts=1, record=b"{}", wake=False).outcome == (
-        "fenced"
-    )
-    assert not yard.store.renew(shard, pid, "runner-a", yard.clock())
-    assert yard.store.complete(taken, yard.clock(), wake=False).outcome == "ok"
+    assert yard.store.pairs.complete(paused, yard.clock(), wake=False).outcome == "fenced"
+    assert yard.store.pairs.fail(
+        paused, yard.clock(), retry_at_ms=0, max_attempts=1, letter=LETTER, wake=False
+    ).outcome == ("fenced")
+    assert not yard.store.pairs.renew(shard, pid, "runner-a", yard.clock())
+    assert yard.store.pairs.complete(taken, yard.clock(), wake=False).outcome == "ok"
     assert yard.dead_letters() == []
 
 
 def test_renewal_keeps_a_slow_runner_its_pair(yard: Harness) -> None:
     shard, pid = _pair(yard)
-    claim = yard.store.claim(shard, pid, "runner-a", yard.clock())
+    claim = yard.store.pairs.claim(shard, pid, "runner-a", yard.clock())
     assert isinstance(claim, Claim)
     for _ in range(5):
         yard.clock.advance(8)
-        assert yard.store.renew(shard, pid, "runner-a", yard.clock())
-        assert yard.store.sweep_all(yard.clock()) == []
-    assert yard.store.complete(claim, yard.clock(), wake=False).outcome == "ok"
+        assert yard.store.pairs.renew(shard, pid, "runner-a", yard.clock())
+        assert yard.store.upkeep.sweep(yard.clock()) == []
+    assert yard.store.pairs.complete(claim, yard.clock(), wake=False).outcome == "ok"
 
 
 def test_the_only_rerun_after_success_is_a_crash_before_completion_was_recorded(redis_url: str) -> None:
@@ -83,18 +86,18 @@ def test_the_only_rerun_after_success_is_a_crash_before_completion_was_recorded(
     harness = Harness(registry, redis_url=redis_url, reorder_window_s=0)
     try:
         harness.deliver(ENVELOPE)
-        real_complete = harness.store.complete
+        real_complete = harness.store.pairs.complete
 
         def crash_before_recording(*args: object, **kwargs: object) -> object:
             raise SystemExit("worker killed after the handler returned")
 
         # Given a worker that dies after the handler returned, before `complete` reached Redis
-        harness.store.complete = crash_before_recording  # type: ignore[method-assign]
+        harness.store.pairs.complete = crash_before_recording  # type: ignore[method-assign]
         with pytest.raises(SystemExit):
             harness.step()
         assert calls == [1]
         # When another worker picks the pair up after the lease lapsed
-        harness.store.complete = real_complete  # type: ignore[method-assign]
+        harness.store.pairs.complete = real_complete  # type: ignore[method-assign]
         harness.run()
         # Then the handler is called again, told by attempt == 2 — and never a third time
         assert calls == [1, 2]

@@ -101,7 +101,7 @@ def violations(rows: list[Line]) -> list[str]:
 
 
 def letters(client: redis.Redis) -> list[dict[str, object]]:
-    return [letter.record for letter in deadletters.list_letters(client, "dead")]
+    return [letter.record.as_dict() for letter in deadletters.list_letters(client, "dead")]
 
 
 @pytest.fixture

@@ -1,20 +1,34 @@
--- Shared by every pair script (prepended by processor/store.py). Pair scripts take
+-- Shared by every pair script (prepended by shared/scripts/__init__.py). Pair scripts take
 --   KEYS[1] pair hash   KEYS[2] queue zset   KEYS[3] state hash   KEYS[4] shard due zset   KEYS[5] shard stats hash
 --   KEYS[6] body hash (event id -> the queued message, kept while pending so a run needs no other read)
 -- and may name further keys of the same shard after those. Every key shares the shard's hash tag.
+-- ARGV starts with one fixed header, parsed here once; a script's own arguments follow, read with arg(n):
+--   ARGV[1] now ms   ARGV[2] hold-back window ms   ARGV[3] wake grace ms   ARGV[4] idle TTL ms (= dedupe window)
+--   ARGV[5] lease ms
 local K = {pair = KEYS[1], queue = KEYS[2], state = KEYS[3], due = KEYS[4], stats = KEYS[5], body = KEYS[6]}
+local A = {
+  now = tonumber(ARGV[1]), window = tonumber(ARGV[2]), grace = tonumber(ARGV[3]), idle_ttl = ARGV[4],
+  lease = tonumber(ARGV[5]),
+}
+
+-- The script's own argument n (1-based, after the header).
+local function arg(n)
+  return ARGV[5 + n]
+end
 
 local function fmt(n)
   return string.format('%.0f', n)
 end
 
--- Per (pair, event) delivery state: "received|not_before|attempts|first_failure|last_failure|replay".
+-- Per (pair, event) delivery state: "received|not_before|attempts|first_failure|last_failure|replay", where
+-- replay is 0, or for a replayed letter 1 + the attempts it had before (its calls go on counting from there,
+-- and it gets a fresh allowance of attempts on top).
 local function read_state(eid)
   local raw = redis.call('HGET', K.state, eid)
   if not raw then
     return {received = 0, not_before = 0, attempts = 0, first_fail = 0, last_fail = 0, replay = 0}
   end
-  local r, nb, a, ff, lf, rp = string.match(raw, '^(%-?%d+)|(%-?%d+)|(%d+)|(%-?%d+)|(%-?%d+)|(%d)$')
+  local r, nb, a, ff, lf, rp = string.match(raw, '^(%-?%d+)|(%-?%d+)|(%d+)|(%-?%d+)|(%-?%d+)|(%d+)$')
   return {
     received = tonumber(r), not_before = tonumber(nb), attempts = tonumber(a),
     first_fail = tonumber(ff), last_fail = tonumber(lf), replay = tonumber(rp),
@@ -33,7 +47,7 @@ local function runnable_at(st, window)
   -- An unordered pair holds one event: nothing can overtake it, so it needs no hold-back window.
   if redis.call('HGET', K.pair, 'ephemeral') == '1' then window = 0 end
   local at = st.received + window
-  if st.replay == 1 then at = 0 end
+  if st.replay > 0 then at = 0 end
   if st.not_before > at then at = st.not_before end
   return at
 end
@@ -120,19 +134,25 @@ local function count(field, by)
   redis.call('HINCRBY', K.stats, field, by)
 end
 
--- Take the pair's head event for one run under a lease (token + expiry) that fences every later write.
+-- Take the pair's head event for one run under a lease (token + expiry) that fences every later write; `alone`
+-- says the run will have its worker process to itself (a suspect's run, see processor/inflight.py).
 -- Returns {'busy'} | {'empty'} | {'not_due', at} | {'claimed', event id, issued, attempt, late, replay,
--- received, first_failure, handler, source, key, message, suspect}.
-local function try_claim(pid, token, now, lease, window, grace, idle_ttl)
+-- received, first_failure, handler, source, key, message, suspect, convicted}.
+local function try_claim(pid, token, alone)
+  local now, lease, window, grace, idle_ttl = A.now, A.lease, A.window, A.grace, A.idle_ttl
   local lease_until = tonumber(redis.call('HGET', K.pair, 'lease_until') or '0')
   if lease_until > now then
     return {'busy'}
   end
   -- A lease that ran out with its token still set: that run never reported back (its worker died, froze or lost
-  -- Redis). The head event is the one it was running: mark it a suspect, to be run alone next (see inflight.py).
+  -- Redis). Its event becomes a suspect, to be run alone next; if it was running alone already, it is
+  -- convicted: nothing else was in flight in its worker to blame.
   if redis.call('HEXISTS', K.pair, 'token') == 1 then
-    local running = redis.call('ZRANGE', K.queue, 0, 0)
-    if #running == 1 then redis.call('HSET', K.pair, 'suspect', running[1]) end
+    local lost = redis.call('HMGET', K.pair, 'running', 'alone')
+    if lost[1] and redis.call('ZSCORE', K.queue, lost[1]) then
+      redis.call('HSET', K.pair, 'suspect', lost[1])
+      if lost[2] == '1' then redis.call('HSET', K.pair, 'convicted', lost[1]) end
+    end
   end
   redis.call('HDEL', K.pair, 'woken_until', 'token', 'lease_until')
   local head = redis.call('ZRANGE', K.queue, 0, 0, 'WITHSCORES')
@@ -150,11 +170,12 @@ local function try_claim(pid, token, now, lease, window, grace, idle_ttl)
   end
   st.attempts = st.attempts + 1
   write_state(eid, st)
-  redis.call('HSET', K.pair, 'token', token, 'lease_until', fmt(now + lease))
+  redis.call('HSET', K.pair, 'token', token, 'lease_until', fmt(now + lease), 'running', eid, 'alone', alone)
   redis.call('ZADD', K.due, now + lease, pid)
-  local meta = redis.call('HMGET', K.pair, 'handler', 'source', 'okey', 'suspect')
+  local meta = redis.call('HMGET', K.pair, 'handler', 'source', 'okey', 'suspect', 'convicted')
   return {
     'claimed', eid, fmt(score), st.attempts, is_late(score, eid), st.replay, fmt(st.received), fmt(st.first_fail),
     meta[1], meta[2], meta[3], redis.call('HGET', K.body, eid) or '', meta[4] == eid and 1 or 0,
+    meta[5] == eid and 1 or 0,
   }
 end

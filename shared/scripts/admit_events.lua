@@ -10,18 +10,19 @@ local ttl, retention = ARGV[1], tonumber(ARGV[2])
 local out = {}
 local oldest = nil
 for i = 0, (#KEYS - 1) / 2 - 1 do
-  local k, a = 2 + i * 2, 3 + i * 10
-  local received = tonumber(ARGV[a])
-  if redis.call('SET', KEYS[k], ARGV[a + 8], 'NX', 'PX', ttl) then
-    redis.call('HSET', KEYS[k + 1], 'raw', ARGV[a + 2], 'source', ARGV[a + 3], 'type', ARGV[a + 4],
-      'signed', ARGV[a + 5], 'received', ARGV[a], 'issued', ARGV[a + 6], 'targets', ARGV[a + 7],
-      'routes', ARGV[a + 9])
-    redis.call('PEXPIRE', KEYS[k + 1], retention)
-    redis.call('ZADD', KEYS[1], received, ARGV[a + 1])
+  local seen, archive, a = KEYS[2 + i * 2], KEYS[3 + i * 2], 2 + i * 10
+  local received, member, raw, source, type = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
+  local signed, issued, names, marker, routes = ARGV[a + 6], ARGV[a + 7], ARGV[a + 8], ARGV[a + 9], ARGV[a + 10]
+  if redis.call('SET', seen, marker, 'NX', 'PX', ttl) then
+    redis.call('HSET', archive, 'raw', raw, 'source', source, 'type', type, 'signed', signed, 'received', received,
+      'issued', issued, 'targets', names, 'routes', routes)
+    redis.call('PEXPIRE', archive, retention)
+    redis.call('ZADD', KEYS[1], received, member)
+    received = tonumber(received)
     if oldest == nil or received < oldest then oldest = received end
     out[#out + 1] = {1}
   else
-    out[#out + 1] = {0, redis.call('GET', KEYS[k]) or ''}
+    out[#out + 1] = {0, redis.call('GET', seen) or ''}
   end
 end
 if oldest ~= nil then
