@@ -1,5 +1,5 @@
 import sys
 
-from processor.main import main
+from processor.fleet import main
 
 sys.exit(main())

@@ -15,13 +15,23 @@ import inspect
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Final, Literal, TypedDict, TypeVar, Unpack
 
 from processor.event import Event
 from processor.ordering import NO_ORDERING, OrderBy, OrderingKeyFn, key_function
 from shared.errors import HookyardError, RegistrationError
 
-__all__ = ["DEFAULT_TIMEOUT_S", "HandlerFn", "HandlerSpec", "Registry", "RetryLater", "default_registry", "handler"]
+__all__ = [
+    "DEFAULT_OPTIONS",
+    "DEFAULT_TIMEOUT_S",
+    "HandlerFn",
+    "HandlerOptions",
+    "HandlerSpec",
+    "Registry",
+    "RetryLater",
+    "default_registry",
+    "handler",
+]
 
 HandlerFn = Callable[[Event], None] | Callable[[Event], Awaitable[None]]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -44,6 +54,30 @@ class RetryLater(HookyardError):
         self.seconds = float(seconds)
 
 
+class HandlerOptions(TypedDict, total=False):
+    """The options `@handler(...)` and `Registry.register` take (docs/handlers.md)."""
+
+    name: str | None
+    order_by: OrderBy
+    late: LatePolicy
+    max_attempts: int
+    min_backoff: float
+    max_backoff: float
+    timeout: float
+
+
+#: Each option's default, in one place.
+DEFAULT_OPTIONS: Final[HandlerOptions] = {
+    "name": None,
+    "order_by": "resource",
+    "late": "deliver",
+    "max_attempts": 8,
+    "min_backoff": 1.0,
+    "max_backoff": 600.0,
+    "timeout": DEFAULT_TIMEOUT_S,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class HandlerSpec:
     """A registered handler and its delivery options."""
@@ -51,16 +85,16 @@ class HandlerSpec:
     name: str
     patterns: tuple[str, ...]
     func: HandlerFn = field(repr=False)
-    order_by: OrderBy = "resource"
-    late: LatePolicy = "deliver"
-    max_attempts: int = 8
-    min_backoff_s: float = 1.0
-    max_backoff_s: float = 600.0
-    timeout_s: float = DEFAULT_TIMEOUT_S
-    origin: str = ""
-    is_async: bool = False
-    key_fn: OrderingKeyFn = field(default=key_function("resource"), repr=False)
-    _regex: re.Pattern[str] = field(default=re.compile(".*"), repr=False)
+    order_by: OrderBy
+    late: LatePolicy
+    max_attempts: int
+    min_backoff_s: float
+    max_backoff_s: float
+    timeout_s: float
+    origin: str
+    is_async: bool
+    key_fn: OrderingKeyFn = field(repr=False)
+    _regex: re.Pattern[str] = field(repr=False)
 
     @property
     def ordered(self) -> bool:
@@ -72,8 +106,8 @@ class HandlerSpec:
     def ordering_key(self, event: Event) -> str:
         return self.key_fn(event)
 
-    def options(self) -> dict[str, Any]:
-        """The delivery options as `Registry.register` takes them (to register the same handler elsewhere)."""
+    def options(self) -> HandlerOptions:
+        """The options as `Registry.register` takes them (to register the same handler elsewhere)."""
         return {
             "name": self.name,
             "order_by": self.order_by,
@@ -83,6 +117,13 @@ class HandlerSpec:
             "max_backoff": self.max_backoff_s,
             "timeout": self.timeout_s,
         }
+
+
+def _check_known(options: HandlerOptions) -> None:
+    unknown = set(options) - set(DEFAULT_OPTIONS)
+    if unknown:
+        # A misspelt option is a programming error, as a misspelt keyword argument would be.
+        raise TypeError(f"unknown handler option(s) {sorted(unknown)}; see docs/handlers.md")
 
 
 def _check_pattern(pattern: object) -> str:
@@ -99,48 +140,24 @@ class Registry:
         self._by_type: dict[str, tuple[HandlerSpec, ...]] = {}
         self.origin = ""
 
-    def handler(
-        self,
-        *patterns: str,
-        name: str | None = None,
-        order_by: OrderBy = "resource",
-        late: LatePolicy = "deliver",
-        max_attempts: int = 8,
-        min_backoff: float = 1.0,
-        max_backoff: float = 600.0,
-        timeout: float = DEFAULT_TIMEOUT_S,
-    ) -> Callable[[F], F]:
+    def handler(self, *patterns: str, **options: Unpack[HandlerOptions]) -> Callable[[F], F]:
         """Register the decorated function (sync or async, taking one `Event`) for events matching `patterns`."""
+        _check_known(options)
 
         def decorate(func: F) -> F:
-            self.register(
-                func,
-                patterns,
-                name=name,
-                order_by=order_by,
-                late=late,
-                max_attempts=max_attempts,
-                min_backoff=min_backoff,
-                max_backoff=max_backoff,
-                timeout=timeout,
-            )
+            self.register(func, patterns, **options)
             return func
 
         return decorate
 
     def register(
-        self,
-        func: Callable[..., Any],
-        patterns: tuple[str, ...] | list[str],
-        *,
-        name: str | None = None,
-        order_by: OrderBy = "resource",
-        late: LatePolicy = "deliver",
-        max_attempts: int = 8,
-        min_backoff: float = 1.0,
-        max_backoff: float = 600.0,
-        timeout: float = DEFAULT_TIMEOUT_S,
+        self, func: Callable[..., Any], patterns: tuple[str, ...] | list[str], **options: Unpack[HandlerOptions]
     ) -> HandlerSpec:
+        _check_known(options)
+        chosen: HandlerOptions = {**DEFAULT_OPTIONS, **options}
+        name, order_by, late = chosen["name"], chosen["order_by"], chosen["late"]
+        max_attempts, min_backoff, max_backoff = chosen["max_attempts"], chosen["min_backoff"], chosen["max_backoff"]
+        timeout = chosen["timeout"]
         label = name or f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', repr(func))}"
         where = f"handler {label!r}"
         if not callable(func):

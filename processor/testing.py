@@ -24,7 +24,6 @@ from typing import Any
 import orjson
 
 from processor import deadletters
-from processor.engine import redis_client
 from processor.handlers import HandlerSpec, Registry, default_registry
 from processor.ingest import Ingester
 from processor.leases import LeaseKeeper
@@ -33,7 +32,9 @@ from processor.runner import Runner
 from processor.store import Store
 from shared import keys
 from shared.embedded_redis import EmbeddedRedis
-from shared.errors import StoreUnavailable
+from shared.envelope import parse_envelope
+from shared.errors import EnvelopeError, StoreUnavailable
+from shared.redis_clients import WORKER_LOOPS, redis_client
 from shared.samples import sample_event
 from shared.wire import QueuedEvent, encode_message
 
@@ -84,7 +85,7 @@ class Harness:
             self._server = EmbeddedRedis(Path(self._tmp.name))
             self._server.start()
             redis_url = self._server.url
-        self.client = redis_client(redis_url)  # as production's: no automatic retries
+        self.client = redis_client(redis_url, WORKER_LOOPS)  # as production's: no automatic retries
         timings = StoreTimings.from_seconds(
             window_s=reorder_window_s,
             grace_s=wake_grace_s,
@@ -131,10 +132,21 @@ class Harness:
         *,
         source: str = "workos",
         signed_at: datetime | None = None,
+        sender_clock_ok: bool = True,
     ) -> None:
-        """Queue one delivery exactly as the receiver would after verifying it (received now)."""
+        """Queue one delivery exactly as the receiver would after verifying it (received now).
+
+        A sender cannot deliver an event before it issued it: when the event's `created_at` lies ahead of the
+        harness clock, the clock first moves up to it (so events built for any date behave as in production).
+        Pass `sender_clock_ok=False` to deliver it "now" anyway, as a sender with a wrong clock would.
+        """
         raw = event if isinstance(event, bytes) else orjson.dumps(event)
         parsed = orjson.loads(raw)
+        if sender_clock_ok:
+            with contextlib.suppress(EnvelopeError):
+                created = parse_envelope(raw).created_at
+                if created is not None:
+                    self.clock.set(int(created.timestamp() * 1000))
         signed_ms = int(signed_at.timestamp() * 1000) if signed_at is not None else self.clock()
         message = encode_message(
             QueuedEvent(source, str(parsed.get("id")), str(parsed.get("event")), signed_ms, self.clock(), raw)
@@ -153,9 +165,9 @@ class Harness:
         while self.wakes:
             # As the workers do: one wake-up per shard, naming several pairs.
             by_shard: dict[int, list[str]] = {}
-            for shard, pid in self.wakes:
-                if pid not in by_shard.setdefault(shard, []):
-                    by_shard[shard].append(pid)
+            for shard, pair_id in self.wakes:
+                if pair_id not in by_shard.setdefault(shard, []):
+                    by_shard[shard].append(pair_id)
             self.wakes = []
             for shard, pids in sorted(by_shard.items()):
                 settled += self.runner.run_pairs(shard, pids)

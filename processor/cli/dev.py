@@ -103,7 +103,7 @@ def _dev(args: argparse.Namespace, environ: dict[str, str]) -> int:
                 ChildSpec("receiver", [sys.executable, "-m", "receiver"], env),
                 ChildSpec("worker", [sys.executable, "-m", "processor"], env),
             ],
-            # Longer than the worker's own stop (a lease plus margin, processor/main.py): it must be able to
+            # Longer than the worker's own stop (a lease plus margin, processor/fleet.py): it must be able to
             # stop its worker processes itself before anything is killed.
             grace_s=settings.lease_s + 10,
             give_up_after=_DEV_GIVE_UP_AFTER,

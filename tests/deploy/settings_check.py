@@ -17,7 +17,7 @@ _NOT_SETTINGS = frozenset({"PYTHONPATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYT
 CONTAINER_HOST = "0.0.0.0"  # noqa: S104 - the address the processes bind in containers
 
 #: How long `hookyard worker` takes to stop at most: a lease (each worker process finishes its runs), and the
-#: supervisor waits a lease + 5 s before it kills (processor/main.py). Grace periods must exceed it.
+#: supervisor waits a lease + 5 s before it kills (processor/fleet.py). Grace periods must exceed it.
 WORKER_DRAIN_S = Settings.from_env({"REDIS_URL": "redis://localhost"}, require_secret=False).lease_s + 5
 
 

@@ -15,7 +15,7 @@ from tests.deploy.paths import ROOT
 
 # What the image runs: the console script (`hookyard receiver|worker` resolve through it) and the modules it
 # execs. processor/__main__.py exits on import, so its target module stands in for it.
-ENTRY_MODULES = ("processor.cli", "receiver.__main__", "processor.main", "processor.worker")
+ENTRY_MODULES = ("processor.cli", "receiver.__main__", "processor.fleet", "processor.worker")
 
 _IMPORT_WITHOUT = """
 import importlib.abc, sys

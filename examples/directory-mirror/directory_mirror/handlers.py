@@ -7,7 +7,7 @@ import os
 import sqlite3
 import threading
 
-from processor import Event, RetryLater, handler
+from hookyard import Event, RetryLater, handler
 
 _local = threading.local()
 

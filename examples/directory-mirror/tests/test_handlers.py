@@ -11,7 +11,7 @@ import pytest
 from directory_mirror import handlers
 from directory_mirror.handlers import mirror_membership, mirror_user
 
-from processor.testing import Harness, sample_event
+from hookyard.testing import Harness, sample_event
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

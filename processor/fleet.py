@@ -1,6 +1,6 @@
-"""`python -m processor`: the worker supervisor. Checks that every handler imports, serves the workers' merged
-Prometheus metrics, and keeps `HOOKYARD_WORKERS` worker processes and one dedicated ingester process running
-(restarting any that die)."""
+"""`python -m processor`: the supervisor of the worker fleet. Checks that every handler imports, serves the
+workers' merged Prometheus metrics, and keeps `HOOKYARD_WORKERS` worker processes and one dedicated ingester
+process running (restarting any that die)."""
 
 from __future__ import annotations
 
