@@ -6,9 +6,15 @@ routes are not wrapped, so probes and scrapes do not flood the log.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
+import structlog
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from receiver.access_line import AccessLine
 from receiver.outcome import REQUEST_RECORD, RequestRecord
+from shared.log_writer import BatchedLineWriter
 from shared.logging import get_logger, json_line_sink
 
 __all__ = ["AccessLog"]
@@ -22,9 +28,11 @@ class AccessLog:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         # Bound when the app is built (after configure_logging), not at import: the hot path reuses it. With
-        # batched JSON logging the line skips structlog's processor chain (same keys, a fifth of the cost).
+        # batched JSON logging the line skips structlog altogether: rendered from a template (same keys, a
+        # fraction of the cost) and handed to the batched writer.
         self._log = get_logger(_LOGGER).bind()
-        self._fast = json_line_sink(_LOGGER)
+        self._write = _batched_line_writer()
+        self._line = AccessLine(_LOGGER)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -32,12 +40,19 @@ class AccessLog:
         finally:
             record: RequestRecord | None = scope.get(REQUEST_RECORD)
             if record is not None:
-                fields = _fields(record)
-                if self._fast is not None:
-                    fields["event"] = "request"
-                    self._fast(fields)
+                if self._write is not None:
+                    self._write(self._line.render(record, time.time_ns()))
                 else:
-                    self._log.info("request", **fields)
+                    self._log.info("request", **_fields(record))
+
+
+def _batched_line_writer() -> Callable[[bytes], None] | None:
+    # json_line_sink decides whether this line may bypass structlog (batched JSON, `info` not filtered out); the
+    # lines then go to the writer structlog itself writes to, so they stay whole and in order with the others.
+    if json_line_sink(_LOGGER) is None:
+        return None
+    writer = structlog.get_config()["logger_factory"]()
+    return writer.msg if isinstance(writer, BatchedLineWriter) else None
 
 
 def _fields(record: RequestRecord) -> dict[str, object]:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 import redis
 
@@ -115,6 +116,13 @@ def test_sigterm_drains_and_exits_0_with_accepted_events_stored(
     assert receiver.process.wait(timeout=STOP_DEADLINE_S) == 0, receiver.output()
     assert [e.event_id for e in inbox_events(redis_client)] == accepted
     assert "receiver.stopping" in receiver.output()
+    # And the deployed (batched) access log wrote one whole line per delivery, probes and scrapes left out
+    lines = [orjson.loads(line) for line in receiver.output().splitlines() if line.startswith("{")]
+    access = [line for line in lines if line.get("logger_name") == "hookyard.receiver.access"]
+    assert [line["event_id"] for line in access] == accepted
+    assert {(line["event"], line["level"], line["outcome"], line["status"]) for line in access} == {
+        ("request", "info", "accepted", 200)
+    }
 
 
 async def test_sigterm_during_a_burst_answers_each_request_200_stored_or_503(
