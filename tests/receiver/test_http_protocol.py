@@ -51,7 +51,9 @@ def short_deadlines(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @asynccontextmanager
-async def running(app: EchoApp, *, limit_concurrency: int | None = None) -> AsyncIterator[int]:
+async def running(
+    app: EchoApp, *, limit_concurrency: int | None = None, keep_alive_s: float = 60
+) -> AsyncIterator[int]:
     port = free_port()
     config = uvicorn.Config(
         app,
@@ -60,7 +62,7 @@ async def running(app: EchoApp, *, limit_concurrency: int | None = None) -> Asyn
         http=BoundedHttpToolsProtocol,
         lifespan="off",
         log_config=None,
-        timeout_keep_alive=60,
+        timeout_keep_alive=keep_alive_s,  # type: ignore[arg-type]  # uvicorn takes any number of seconds
         limit_concurrency=limit_concurrency,
     )
     server = uvicorn.Server(config)
@@ -168,6 +170,33 @@ async def test_kept_alive_requests_each_get_their_own_deadlines() -> None:
             assert await _answer(reader) == b"HTTP/1.1 200 OK"
             # Idle between requests past the head deadline: keep-alive (60 s here) governs, not the deadline
             await asyncio.sleep(2 * SHORT_S)
+        assert not reader.at_eof()
+        await _close(writer)
+
+
+async def test_an_idle_kept_alive_connection_is_closed_after_the_keep_alive_timeout() -> None:
+    async with running(EchoApp(), keep_alive_s=SHORT_S) as port:
+        reader, writer = await _connect(port)
+        writer.write(_request())
+        await writer.drain()
+        assert await _answer(reader) == b"HTTP/1.1 200 OK"
+        idle_since = asyncio.get_running_loop().time()
+
+        # Then silence: the sweep closes the connection once keep-alive has passed, without an answer
+        assert await _closed(reader)
+        idle_s = asyncio.get_running_loop().time() - idle_since
+        assert SHORT_S <= idle_s < SHORT_S + 1.0
+        await _close(writer)
+
+
+async def test_a_request_in_time_keeps_a_kept_alive_connection_open() -> None:
+    async with running(EchoApp(), keep_alive_s=3 * SHORT_S) as port:
+        reader, writer = await _connect(port)
+        for _ in range(4):
+            writer.write(_request())
+            await writer.drain()
+            assert await _answer(reader) == b"HTTP/1.1 200 OK"
+            await asyncio.sleep(2 * SHORT_S)  # idle, but less than keep-alive each time: 4 x 2 > 3 in all
         assert not reader.at_eof()
         await _close(writer)
 
