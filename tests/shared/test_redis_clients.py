@@ -49,8 +49,8 @@ def _url(listener: socket.socket) -> str:
 
 
 @pytest.mark.parametrize("policy", POLICIES, ids=lambda p: f"{p.name}-{p.socket_timeout_s:g}s")
-def test_the_blocking_client_carries_the_policy(policy: ClientPolicy) -> None:
-    client = redis_client("redis://127.0.0.1:1/0", policy)
+def test_the_blocking_client_carries_the_policy(policy: ClientPolicy, redis_url: str) -> None:
+    client = redis_client(redis_url, policy)
     try:
         kwargs = client.connection_pool.connection_kwargs
         assert kwargs["socket_timeout"] == policy.socket_timeout_s
@@ -58,13 +58,14 @@ def test_the_blocking_client_carries_the_policy(policy: ClientPolicy) -> None:
         assert kwargs["health_check_interval"] == policy.health_check_interval_s
         assert kwargs["socket_keepalive"] is policy.keepalive
         assert client.connection_pool.make_connection().retry.get_retries() == 0
+        assert (client.connection is not None) is policy.single_connection
     finally:
         client.close()
 
 
 @pytest.mark.parametrize("policy", POLICIES, ids=lambda p: f"{p.name}-{p.socket_timeout_s:g}s")
-async def test_the_asyncio_client_carries_the_policy(policy: ClientPolicy) -> None:
-    client = async_redis_client("redis://127.0.0.1:1/0", policy)
+async def test_the_asyncio_client_carries_the_policy(policy: ClientPolicy, redis_url: str) -> None:
+    client = async_redis_client(redis_url, policy)
     try:
         kwargs = client.connection_pool.connection_kwargs
         assert kwargs["socket_timeout"] == policy.socket_timeout_s
@@ -72,6 +73,8 @@ async def test_the_asyncio_client_carries_the_policy(policy: ClientPolicy) -> No
         assert kwargs["health_check_interval"] == policy.health_check_interval_s
         assert kwargs["socket_keepalive"] is policy.keepalive
         assert client.connection_pool.make_connection().retry.get_retries() == 0
+        assert await client.ping()
+        assert (client.connection is not None) is policy.single_connection
     finally:
         await client.aclose()
 
