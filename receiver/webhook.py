@@ -7,7 +7,7 @@ never a 500. Pure ASGI (no `Request` object) because this is the one hot path of
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
 from starlette.types import Receive, Scope, Send
@@ -40,6 +40,7 @@ _ALLOW_POST = ((b"allow", b"POST"),)
 # After a 413 the rest of the body is unwanted: closing spares us reading (and the sender sending) it.
 _CLOSE = ((b"connection", b"close"),)
 _RETRY_AFTER = ((b"retry-after", b"%d" % RETRY_AFTER_S),)
+_ACCEPTED = b'{"status":"accepted","id":%b}'  # the 200's body around its JSON-encoded event id
 
 
 class WebhookEndpoint:
@@ -176,21 +177,21 @@ class WebhookEndpoint:
         except StoreUnavailable:
             await _answer(send, record, "store_unavailable", 503, _STORE_UNAVAILABLE, _RETRY_AFTER)
             return
-        payload = dump_json({"status": "accepted", "id": event_id})
-        await _answer(send, record, "accepted", 200, payload)
+        await _answer(send, record, "accepted", 200, _ACCEPTED % dump_json(event_id))
 
 
-async def _answer(
+def _answer(
     send: Send,
     record: RequestRecord,
     outcome: Outcome,
     status: int,
     body: bytes,
     extra_headers: tuple[tuple[bytes, bytes], ...] = (),
-) -> None:
+) -> Awaitable[None]:
+    # A plain function handing back send_json's coroutine: one coroutine less per request than an async wrapper.
     record.outcome = outcome
     record.status = status
-    await send_json(send, status, body, extra_headers)
+    return send_json(send, status, body, extra_headers)
 
 
 def _declares_more_than(declared_length: bytes, limit: int) -> bool:
