@@ -25,29 +25,20 @@ from processor.handlers import HandlerSpec, Registry, RetryLater
 from processor.inflight import Backlog, Call, ExclusiveTurn, InFlight
 from processor.leases import LeaseKeeper
 from processor.metrics import WorkerMetrics
-from processor.records import Claim, DeadLetter, Settled
+from processor.outcomes import Outcomes
+from processor.records import Claim, Settled
 from processor.store import Store
 from shared.errors import EnvelopeError, StoreUnavailable, WireFormatError
 from shared.logging import get_logger
 
-__all__ = ["Runner", "WakeSender", "backoff_s"]
+__all__ = ["Runner", "WakeSender"]
 
 log = get_logger("hookyard.runner")
 
 WakeSender = Callable[[list[tuple[int, str]], str], None]
 
-_MAX_TRACEBACK = 8192
 _UNKNOWN_HANDLER_RETRY_MS = 30_000
-_MAX_MESSAGE = 1024
 _GATE_CLOSED_RETRY_MS = 500
-# Letters are trimmed by the sweep every 30 s: the bytes a letter needs outlive it by more than that.
-_ARCHIVE_MARGIN_MS = 120_000
-
-
-def backoff_s(attempt: int, min_s: float, max_s: float, rng: random.Random) -> float:
-    """Exponential backoff with jitter: about min * 2^(attempt-1), jittered down by up to half, within [min, max]."""
-    ceiling = min(max_s, min_s * (2 ** max(0, attempt - 1)))
-    return float(max(min_s, ceiling * rng.uniform(0.5, 1.0)))
 
 
 class Runner:
@@ -76,10 +67,10 @@ class Runner:
         self.metrics = metrics
         self.budget_events = budget_events
         self.budget_s = budget_s
-        self.letter_retention_ms = letter_retention_ms
+        self.outcomes = Outcomes(store, clock_ms=clock_ms, metrics=metrics, rng=rng or random.Random(),
+                                 letter_retention_ms=letter_retention_ms)  # fmt: skip
         # A suspect waits this long at most for the other calls of its process to finish (new ones wait too).
         self.isolation_wait_s = min(lease_keeper.lease_s, 2.0)
-        self.rng = rng or random.Random()
         self._local = threading.local()
         #: Set when the worker shuts down: no new pair is started, the waiting ones are handed on.
         self.stopping = threading.Event()
@@ -190,7 +181,7 @@ class Runner:
             # Attempts are counted when a call starts; more than allowed means earlier calls of this very event
             # never reported back, the last one while it ran alone in its worker (it kills its worker: out of
             # memory, a segfault): set it aside. A suspect not yet run alone gets that run first.
-            return self._fail(claim, spec, "WorkerLost", "the worker died during every allowed attempt", "",
+            return self.outcomes.fail(claim, spec, "WorkerLost", "the worker died during every allowed attempt", "",
                               retry_in_s=0.0, wake=wake, final=True)  # fmt: skip
         lease = self.lease_keeper.lease(claim)
         try:
@@ -203,15 +194,17 @@ class Runner:
             )
         except (WireFormatError, EnvelopeError) as exc:
             # Admission stored these bytes after parsing them, so this is corruption: set the event aside.
-            return self._fail(claim, spec, type(exc).__name__, str(exc), "", retry_in_s=0.0, wake=wake,
+            return self.outcomes.fail(claim, spec, type(exc).__name__, str(exc), "", retry_in_s=0.0, wake=wake,
                               final=True)  # fmt: skip
         if claim.late and spec.late == "skip" and not claim.replay:
-            letter = self._letter(claim, spec, event.type, "LateEvent", "skipped: issued before a delivered event", "")
-            self.store.archive.keep(claim.source, claim.event_id, self.letter_retention_ms + _ARCHIVE_MARGIN_MS)
+            letter = self.outcomes.letter(
+                claim, spec, event.type, "LateEvent", "skipped: issued before a delivered event", ""
+            )
+            self.outcomes.keep_archive_for_letter(claim)
             settled = self.store.pairs.complete(
                 claim, self.clock_ms(), wake=wake, skipped=letter, claim_next=claim_next
             )
-            self._count(spec.name, "skipped")
+            self.outcomes.count(spec.name, "skipped")
             if self.metrics is not None:
                 self.metrics.late.labels(spec.name, "skipped").inc()
             log.info("event.late_skipped", handler=spec.name, event_id=claim.event_id, key=claim.ordering_key)
@@ -220,7 +213,7 @@ class Runner:
             # This process was paused (or Redis slow) between the claim and now: the pair may be another runner's
             # already. Starting the call could run an event twice, or out of order: don't.
             log.warning("run.lease_expired_before_call", handler=spec.name, event_id=claim.event_id)
-            self._count(spec.name, "fenced")
+            self.outcomes.count(spec.name, "fenced")
             self.store.pairs.release(claim, self.clock_ms())
             return Settled("fenced", -1, False)
         if turn is not None:
@@ -257,15 +250,15 @@ class Runner:
             return Settled("abandoned", -1, False)
         if error is not None:
             error_type, message, trace, retry_in_s = error
-            return self._fail(claim, spec, error_type, message, trace, retry_in_s=retry_in_s, wake=wake,
+            return self.outcomes.fail(claim, spec, error_type, message, trace, retry_in_s=retry_in_s, wake=wake,
                               event_type=event.type)  # fmt: skip
         now = self.clock_ms()
         settled = self.store.pairs.complete(claim, now, wake=wake, claim_next=claim_next)
         if settled.outcome == "fenced":
-            self._count(spec.name, "fenced")
+            self.outcomes.count(spec.name, "fenced")
             log.warning("run.fenced", handler=spec.name, event_id=claim.event_id, key=claim.ordering_key)
             return settled
-        self._count(spec.name, "ok")
+        self.outcomes.count(spec.name, "ok")
         if self.metrics is not None:
             self.metrics.lag.labels(spec.name).observe(max(0.0, (now - claim.issued_at_ms) / 1000))
         log.debug("run.ok", handler=spec.name, event_id=claim.event_id, attempt=claim.attempt)
@@ -288,94 +281,13 @@ class Runner:
                   timeout_s=spec.timeout_s)  # fmt: skip
         message = f"the call ran past its timeout of {spec.timeout_s:g} s and was abandoned"
         try:
-            settled = self._fail(claim, spec, "HandlerTimeout", message, "", retry_in_s=None, wake=True)
+            settled = self.outcomes.fail(claim, spec, "HandlerTimeout", message, "", retry_in_s=None, wake=True)
         except StoreUnavailable as exc:
             # Not recorded: the lease is no longer renewed, so it lapses and the sweep hands the pair on.
             log.warning("run.timeout_not_recorded", handler=spec.name, event_id=claim.event_id, error=str(exc)[:200])
             return
         if settled.wake:
             self.send_wake([(claim.shard, claim.pair_id)], "runner")
-
-    def _fail(
-        self,
-        claim: Claim,
-        spec: HandlerSpec | None,
-        error_type: str,
-        message: str,
-        trace: str,
-        *,
-        retry_in_s: float | None,
-        wake: bool,
-        final: bool = False,
-        event_type: str = "",
-    ) -> Settled:
-        now = self.clock_ms()
-        name = spec.name if spec is not None else claim.handler
-        max_attempts = 0 if final else (spec.max_attempts if spec is not None else 8)
-        if retry_in_s is None:
-            assert spec is not None
-            retry_in_s = backoff_s(claim.attempt, spec.min_backoff_s, spec.max_backoff_s, self.rng)
-        letter = self._letter(claim, spec, event_type, error_type, message, trace, now=now)
-        if max_attempts == 0 or claim.attempt - claim.prior_attempts >= max_attempts:
-            # This attempt may make a dead letter: its bytes must outlive the event's own retention.
-            self.store.archive.keep(claim.source, claim.event_id, self.letter_retention_ms + _ARCHIVE_MARGIN_MS)
-        settled = self.store.pairs.fail(
-            claim,
-            now,
-            retry_at_ms=now + int(retry_in_s * 1000),
-            max_attempts=max_attempts,
-            letter=letter,
-            wake=wake,
-        )
-        self._count(name, settled.outcome)
-        fields = {
-            "handler": name,
-            "event_id": claim.event_id,
-            "attempt": claim.attempt,
-            "error": error_type,
-            "outcome": settled.outcome,
-        }
-        if settled.outcome == "dead":
-            log.error("run.dead_letter", **fields, message=message[:200])
-        elif settled.outcome == "retry":
-            log.info("run.retry", **fields, message=message[:200], retry_in_s=round(retry_in_s, 3))
-        else:
-            log.warning("run.fenced", **fields)
-        return settled
-
-    def _letter(
-        self,
-        claim: Claim,
-        spec: HandlerSpec | None,
-        event_type: str,
-        error_type: str,
-        message: str,
-        trace: str,
-        *,
-        now: int | None = None,
-    ) -> DeadLetter:
-        now = now if now is not None else self.clock_ms()
-        return DeadLetter(
-            event_id=claim.event_id,
-            event_type=event_type,
-            handler=claim.handler,
-            source=claim.source,
-            ordering_key=claim.ordering_key,
-            ordered=spec.ordered if spec is not None else True,
-            shard=claim.shard,
-            pair=claim.pair_id,
-            issued_at_ms=claim.issued_at_ms,
-            error_type=error_type,
-            error_message=message[:_MAX_MESSAGE],
-            traceback=trace[-_MAX_TRACEBACK:],
-            attempts=claim.attempt,
-            first_failure_ms=claim.first_failure_ms or now,
-            last_failure_ms=now,
-        )
-
-    def _count(self, handler: str, outcome: str) -> None:
-        if self.metrics is not None:
-            self.metrics.runs.labels(handler, outcome).inc()
 
     def _call(self, spec: HandlerSpec, event: Event, call: Call) -> None:
         if not spec.is_async:
