@@ -5,6 +5,7 @@ worker at start with a message naming it."""
 from __future__ import annotations
 
 import importlib
+import traceback
 from importlib.metadata import entry_points
 
 from processor.handlers import Registry, default_registry
@@ -25,8 +26,17 @@ def _import(module: str, origin: str, registry: Registry) -> None:
         raise
     except ImportError as exc:
         raise RegistrationError(f"cannot import handler module {module!r} ({origin}): {exc}") from exc
+    except Exception as exc:  # a handler module's own error at import: name it, keep its traceback
+        raise RegistrationError(
+            f"handler module {module!r} ({origin}) raised {type(exc).__name__} at import: {exc}",
+            detail=_traceback(exc),
+        ) from exc
     finally:
         registry.origin = ""
+
+
+def _traceback(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc)).rstrip()
 
 
 def load_handlers(settings: Settings, registry: Registry = default_registry) -> Registry:
@@ -39,6 +49,11 @@ def load_handlers(settings: Settings, registry: Registry = default_registry) -> 
             loaded = ep.load()
         except ImportError as exc:
             raise RegistrationError(f"cannot load handler entry point {ep.name!r} ({ep.value}): {exc}") from exc
+        except Exception as exc:  # as for modules above
+            raise RegistrationError(
+                f"handler entry point {ep.name!r} ({ep.value}) raised {type(exc).__name__} at import: {exc}",
+                detail=_traceback(exc),
+            ) from exc
         finally:
             registry.origin = ""
         if isinstance(loaded, Registry) and loaded is not registry:

@@ -26,6 +26,10 @@ def start_process() -> Settings | int:
     try:
         load_handlers(settings)
     except RegistrationError as exc:
+        # One line naming the module and the error, then its traceback once; the supervisors do not restart a
+        # process that exits with EXIT_CONFIG_ERROR (it would fail the same way).
         print(f"hookyard worker: {exc}", file=sys.stderr)
+        if exc.detail:
+            print(exc.detail, file=sys.stderr)
         return EXIT_CONFIG_ERROR
     return settings

@@ -70,6 +70,7 @@ class Supervisor:
         backoff_max_s: float = 5.0,
         stable_after_s: float = 10.0,
         give_up_after: int | None = None,
+        final_exit_codes: frozenset[int] = frozenset(),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         names = [spec.name for spec in children]
@@ -81,6 +82,8 @@ class Supervisor:
         self._backoff_max_s = backoff_max_s
         self._stable_after_s = stable_after_s
         self._give_up_after = give_up_after
+        # Exit codes that say "this would fail the same way again" (a configuration error): no restart.
+        self._final_exit_codes = final_exit_codes
         self._clock = clock
         # A stop request may come from a signal handler: it only counts and writes a byte to a pipe (both
         # safe there); the byte wakes the loop from select(). The pipe exists only while run() runs.
@@ -170,6 +173,9 @@ class Supervisor:
         # orphans (two sets of workers on the same queues).
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(child.process.pid, signal.SIGKILL)
+        if exit_code in self._final_exit_codes:
+            self._log.error("child.failed_for_good", child=child.spec.name, exit_code=exit_code)
+            return True
         if self._give_up_after is not None and child.quick_failures >= self._give_up_after:
             self._log.error(
                 "child.gave_up",

@@ -74,4 +74,9 @@ class ArchiveExpired(HookyardError):
 
 
 class RegistrationError(HookyardError):
-    """A handler, its options, or a handler module cannot be registered."""
+    """A handler, its options, or a handler module cannot be registered. `detail` carries the traceback of a
+    module that raised at import, to be shown once."""
+
+    def __init__(self, message: str, *, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail

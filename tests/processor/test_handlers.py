@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +17,8 @@ from processor.discovery import load_handlers
 from processor.ordering import key_function
 from shared.errors import RegistrationError
 from shared.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_event(etype: str, data: dict[str, Any]) -> Event:
@@ -132,3 +138,18 @@ def test_discovery_imports_setting_modules_and_builtins_into_the_registry() -> N
     names = {h.name for h in registry}
     assert {"hookyard.log_events", "ledger.ordered", "ledger.unordered"} <= names
     assert registry.get("ledger.ordered") is not None
+
+
+def test_a_module_that_raises_at_import_is_named_once_with_its_traceback(tmp_path: Path) -> None:
+    # Given a handler module whose import raises (not an ImportError)
+    (tmp_path / "broken_at_import.py").write_text("raise RuntimeError('missing CRM_TOKEN')\n")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}", "REDIS_URL": "redis://127.0.0.1:1/0",
+           "HOOKYARD_HANDLERS": "broken_at_import", "HOOKYARD_ENTRY_POINTS": "false"}  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "processor"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    # Then the worker exits 2 with one line naming the module and the error, and the traceback once
+    assert result.returncode == 2
+    first = result.stderr.splitlines()[0]
+    assert "broken_at_import" in first and "RuntimeError" in first and "missing CRM_TOKEN" in first
+    assert result.stderr.count("Traceback (most recent call last)") == 1

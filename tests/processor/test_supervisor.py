@@ -233,6 +233,18 @@ def test_gives_up_on_a_child_that_keeps_failing_at_start() -> None:
     assert supervisor.pids() == {"broken": None, "steady": None}
 
 
+def test_a_final_exit_code_stops_everything_without_a_restart() -> None:
+    broken = python_child("broken", "raise SystemExit(2)")
+    steady = python_child("steady", "import time; time.sleep(60)")
+    supervisor = Supervisor([broken, steady], backoff_initial_s=0.01, final_exit_codes=frozenset({2}))
+    with capture_logs() as logs, supervising(supervisor) as outcome:
+        wait_until(lambda: "code" in outcome, what="supervisor stopping")
+
+    assert outcome["code"] == 1
+    assert supervisor.restarts() == {"broken": 0, "steady": 0}
+    assert [e["child"] for e in logs if e["event"] == "child.failed_for_good"] == ["broken"]
+
+
 def test_children_get_their_own_environment(tmp_path: Path) -> None:
     out = tmp_path / "env"
     child = ChildSpec(
