@@ -12,9 +12,8 @@ import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from processor.cli.addresses import client_host, webhook_url, without_password
 from processor.cli.arguments import Verbs, port, positive_int
-from processor.cli.config import settings_without_redis
+from processor.cli.context import client_host, settings_without_redis, webhook_url, without_password
 from processor.cli.devstate import (
     REDIS_DIR,
     REDIS_PID_FILE,
@@ -23,7 +22,7 @@ from processor.cli.devstate import (
     load_or_create_secret,
     running_redis_pid,
 )
-from processor.cli.output import say
+from processor.cli.render import say
 from processor.supervisor import ChildSpec, Supervisor
 from shared.embedded_redis import EmbeddedRedis, free_port
 from shared.errors import ConfigError, HookyardError

@@ -14,12 +14,8 @@ import redis
 
 from processor import deadletters
 from processor.cli.arguments import Verbs, positive_int, time_bound
-from processor.cli.config import settings_for_redis
-from processor.cli.output import print_json, say, warn
-from processor.cli.progress import Progress
-from processor.cli.redis_access import connect, open_store
-from processor.cli.table import render_table
-from processor.cli.timefmt import age, iso
+from processor.cli.context import connect, open_store, settings_for_redis
+from processor.cli.render import Progress, age, iso, print_json, render_table, say, warn
 from processor.deadletters import Kind, Letter
 from processor.records import DeadLetter
 from shared.errors import ArchiveExpired, HookyardError

@@ -16,13 +16,9 @@ import orjson
 import redis
 
 from processor.cli.arguments import Verbs, positive_int, source_name, time_bound
-from processor.cli.config import settings_for_redis
+from processor.cli.context import connect, load_registry, settings_for_redis
 from processor.cli.event_status import HandlerStatus, handler_statuses
-from processor.cli.output import print_json, say
-from processor.cli.redis_access import connect
-from processor.cli.registry import load_registry
-from processor.cli.table import render_table
-from processor.cli.timefmt import age, iso
+from processor.cli.render import age, iso, print_json, render_table, say
 from processor.handlers import Registry
 from processor.records import ArchivedEvent
 from shared import keys

@@ -6,11 +6,8 @@ import argparse
 from typing import Any
 
 from processor.cli.arguments import Verbs
-from processor.cli.config import settings_without_redis
-from processor.cli.output import print_json, say
-from processor.cli.registry import load_registry
-from processor.cli.table import render_table
-from processor.cli.timefmt import span
+from processor.cli.context import load_registry, settings_without_redis
+from processor.cli.render import print_json, render_table, say, span
 from processor.handlers import HandlerSpec
 
 __all__ = ["add_parser", "describe"]

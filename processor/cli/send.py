@@ -15,12 +15,10 @@ from typing import Any
 
 import orjson
 
-from processor.cli.addresses import webhook_url
 from processor.cli.arguments import Verbs, positive_int, probability, source_name
-from processor.cli.config import settings_without_redis
+from processor.cli.context import settings_without_redis, webhook_url
 from processor.cli.devstate import SECRET_FILE, saved_secret
-from processor.cli.output import print_json, say, warn
-from processor.cli.progress import Progress
+from processor.cli.render import Progress, print_json, say, warn
 from processor.cli.sender import FATAL_ERRORS, Delivery, Outcome, send_all
 from shared.errors import ConfigError, HookyardError
 from shared.samples import EVENT_TYPES, sample_event

@@ -12,14 +12,10 @@ from typing import Any
 import httpx
 import redis
 
-from processor.cli.addresses import metrics_url
 from processor.cli.arguments import Verbs, duration, positive_int
-from processor.cli.config import settings_for_redis
-from processor.cli.output import print_json, say
-from processor.cli.redis_access import connect
+from processor.cli.context import connect, metrics_url, settings_for_redis
+from processor.cli.render import age, iso, print_json, render_table, say
 from processor.cli.scrape import Reading, merged_buckets, quantile, scrape
-from processor.cli.table import render_table
-from processor.cli.timefmt import age, iso
 from processor.stats import Snapshot, read_snapshot
 from shared.settings import Settings
 

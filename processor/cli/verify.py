@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from processor.cli.arguments import Verbs, duration, source_name
-from processor.cli.config import settings_without_redis
-from processor.cli.output import print_json, say
-from processor.cli.timefmt import age, iso
+from processor.cli.context import settings_without_redis
+from processor.cli.render import age, iso, print_json, say
 from shared.errors import ConfigError, HookyardError, SignatureError
 from shared.settings import DEFAULT_SOURCE
 from shared.signature import parse_signature_header, verify_signature

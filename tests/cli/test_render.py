@@ -1,19 +1,12 @@
-"""The CLI's small building blocks: aligned tables, times and ages, `--since` values, the progress bar, and URLs
-fit to print."""
+"""How the CLI writes for people: aligned tables, times and ages, spans as settings read, and the progress bar."""
 
 from __future__ import annotations
 
-import argparse
 import io
-from datetime import UTC, datetime
 
 import pytest
 
-from processor.cli.addresses import without_password
-from processor.cli.arguments import time_bound
-from processor.cli.progress import Progress
-from processor.cli.table import render_table
-from processor.cli.timefmt import age, iso, span
+from processor.cli.render import Progress, age, iso, render_table, span
 
 
 def test_table_aligns_columns_and_right_aligns_numbers() -> None:
@@ -65,24 +58,6 @@ def test_spans_read_like_settings(seconds: float, text: str) -> None:
     assert span(seconds) == text
 
 
-def test_since_accepts_iso_and_durations_ago() -> None:
-    now_ms = 1_800_000_000_000
-
-    assert time_bound("2h").resolve(now_ms) == now_ms - 7_200_000
-    assert time_bound("7d").resolve(now_ms) == now_ms - 7 * 86_400_000
-    assert time_bound("90").resolve(now_ms) == now_ms - 90_000
-    assert time_bound("2026-11-27T09:00:00Z").resolve(now_ms) == int(
-        datetime(2026, 11, 27, 9, tzinfo=UTC).timestamp() * 1000
-    )
-    assert time_bound("2026-11-27T10:00:00+01:00") == time_bound("2026-11-27T09:00:00")
-    assert time_bound("2026-11-27") == time_bound("2026-11-27T00:00:00Z")
-
-
-def test_since_rejects_anything_else() -> None:
-    with pytest.raises(argparse.ArgumentTypeError, match="ISO-8601"):
-        time_bound("last tuesday")
-
-
 class FakeTerminal(io.StringIO):
     def isatty(self) -> bool:
         return True
@@ -115,16 +90,3 @@ def test_progress_shows_an_eta_midway() -> None:
     bar.done = 5
 
     assert bar.render(elapsed_s=2.0).rstrip() == "sending [###############---------------] 5/10  50% ETA 2s"
-
-
-@pytest.mark.parametrize(
-    ("url", "shown"),
-    [
-        ("redis://:pw@host:6379/0", "redis://:****@host:6379/0"),
-        ("rediss://user:pw@host:6379/0", "rediss://user:****@host:6379/0"),
-        ("redis://host:6379/0?password=pw&db=1", "redis://host:6379/0?password=****&db=1"),
-        ("redis://host:6379/0", "redis://host:6379/0"),
-    ],
-)
-def test_urls_are_printed_without_passwords(url: str, shown: str) -> None:
-    assert without_password(url) == shown

@@ -3,7 +3,6 @@ shuffled order, a fixed rate, every event type — sent concurrently with a summ
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import threading
@@ -93,18 +92,6 @@ def stub_receiver() -> Iterator[StubReceiver]:
             server.shutdown()
             server.server_close()
             thread.join(timeout=10)
-
-
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """A clean Hookyard environment (nothing inherited) with the data directory in tmp; returns that directory."""
-    for name in list(os.environ):
-        if name.startswith(("HOOKYARD_", "WORKOS_")) or name == "REDIS_URL":
-            monkeypatch.delenv(name)
-    data_dir = tmp_path / "data"
-    monkeypatch.setenv("HOOKYARD_DATA_DIR", str(data_dir))
-    monkeypatch.chdir(tmp_path)
-    return data_dir
 
 
 def deterministic_samples(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], dict[str, Any]]:

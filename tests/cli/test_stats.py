@@ -15,7 +15,6 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.registry import Collector
 
 from processor.cli import main
-from processor.cli.scrape import parse, quantile
 from processor.metrics import WorkerMetrics
 from processor.testing import Harness
 from shared import keys
@@ -214,27 +213,3 @@ def test_without_redis_url_it_names_the_setting(
 
     assert main(["stats"]) == 2
     assert capsys.readouterr().err.startswith("hookyard: configuration error: REDIS_URL: not set")
-
-
-def test_quantiles_interpolate_like_prometheus() -> None:
-    buckets = {0.1: 0.0, 0.5: 10.0, 1.0: 20.0, float("inf"): 20.0}
-
-    assert quantile(0.5, buckets) == pytest.approx(0.5)
-    assert quantile(0.25, buckets) == pytest.approx(0.3)
-    assert quantile(0.99, buckets) == pytest.approx(0.99)
-    assert quantile(0.5, {0.1: 0.0, float("inf"): 0.0}) is None
-    assert quantile(0.99, {0.1: 1.0, float("inf"): 4.0}) == pytest.approx(0.1)  # in +Inf: the highest bound
-
-
-def test_parse_sums_what_stats_does_not_split() -> None:
-    text = (
-        'hookyard_handler_runs_total{handler="a",outcome="ok"} 3\n'
-        'hookyard_handler_runs_total{handler="a",outcome="retry"} 2\n'
-        'hookyard_events_ingested_total{source="workos",outcome="new"} 4\n'
-        'hookyard_events_ingested_total{source="staging",outcome="new"} 1\n'
-    )
-
-    reading = parse(text, 0.0)
-
-    assert reading.runs == {"a": 5.0}
-    assert reading.ingested == {"new": 5.0}

@@ -1,0 +1,158 @@
+"""What a CLI verb works with: its settings (built once from the environment `main` read), one Redis connection,
+the handlers a worker started here would load, and the addresses it reaches or prints.
+
+Verbs that only read Redis must work on a machine that has no webhook secret (an operator's shell, a cron job),
+and verbs that never touch Redis must work without `REDIS_URL`; both still read every other setting exactly as
+the servers do, so a bad value is reported the same way (exit 2, naming the setting).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import redis
+
+from processor.cli.devstate import dev_redis_url
+from processor.discovery import load_handlers
+from processor.handlers import Registry, default_registry
+from processor.records import StoreTimings
+from processor.store import Store
+from shared.errors import ConfigError, StoreUnavailable
+from shared.redis_clients import OPERATOR, redis_client
+from shared.settings import Settings
+
+__all__ = [
+    "client_host",
+    "connect",
+    "load_registry",
+    "metrics_url",
+    "open_store",
+    "settings_for_redis",
+    "settings_without_redis",
+    "webhook_url",
+    "without_password",
+]
+
+# --- settings -------------------------------------------------------------------------------------------------
+
+_PLACEHOLDER_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def settings_for_redis(environ: Mapping[str, str]) -> Settings:
+    """Settings of a verb that talks to Redis: secrets are not required, and without `REDIS_URL` the embedded
+    Redis of a `hookyard dev` running on the same data directory is used (as `send` uses its secret)."""
+    if environ.get("REDIS_URL", "").strip():
+        return Settings.from_env(environ, require_secret=False)
+    settings = settings_without_redis(environ)
+    url = dev_redis_url(Path(settings.data_dir))
+    if url is None:
+        raise ConfigError(
+            "REDIS_URL", f"not set (e.g. redis://127.0.0.1:6379/0), and no `hookyard dev` runs on {settings.data_dir}"
+        )
+    return dataclasses.replace(settings, redis_url=url)
+
+
+def settings_without_redis(environ: Mapping[str, str]) -> Settings:
+    """Settings of a verb that never talks to Redis; the placeholder only satisfies the one setting it ignores."""
+    env = dict(environ)
+    if not env.get("REDIS_URL", "").strip():
+        env["REDIS_URL"] = _PLACEHOLDER_REDIS_URL
+    return Settings.from_env(env, require_secret=False)
+
+
+# --- redis ----------------------------------------------------------------------------------------------------
+# An operator who runs `hookyard stats` against a Redis that is down needs to read "cannot reach Redis at …",
+# not a traceback: every redis-py connection error (and the store's own translation of one) raised inside
+# `connect` becomes a `StoreUnavailable` that names the server, without its password. The client's timeouts are
+# bounded and it never retries (shared/redis_clients.py: `OPERATOR`), so a frozen Redis fails a verb in seconds.
+
+
+@contextmanager
+def connect(settings: Settings) -> Iterator[redis.Redis]:
+    """A client for `settings.redis_url`, closed on exit; unreachable Redis raises `StoreUnavailable`."""
+    url = without_password(settings.redis_url)
+    client = redis_client(settings.redis_url, OPERATOR)
+    try:
+        yield client
+    except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+        raise StoreUnavailable(f"cannot reach Redis at {url}: {_reason(exc)}") from None
+    except StoreUnavailable as exc:
+        cause = exc.__cause__
+        if isinstance(cause, redis.ConnectionError | redis.TimeoutError | redis.BusyLoadingError):
+            raise StoreUnavailable(f"cannot reach Redis at {url}: {_reason(cause)}") from None
+        raise StoreUnavailable(f"Redis at {url} refused the step: {exc}") from None
+    finally:
+        client.close()
+
+
+def open_store(client: redis.Redis, settings: Settings) -> Store:
+    """The state store with the timings the workers use, so a replay re-arms a pair as a worker would."""
+    return Store(client, StoreTimings.from_settings(settings))
+
+
+def _reason(exc: redis.RedisError) -> str:
+    # redis-py's messages repeat the address ("Error 111 connecting to 127.0.0.1:6390. Connection refused.");
+    # the line already names the server, so keep the cause only when it is there.
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    cause = text.rsplit(". ", 1)[-1].rstrip(".") if text.startswith("Error ") and ". " in text else text
+    return cause
+
+
+# --- handlers -------------------------------------------------------------------------------------------------
+# `@handler` registers into `processor.handlers.default_registry` when its module is imported, so that is the
+# registry `load_registry` returns; a module imported earlier in the same process is not imported twice and keeps
+# its registrations. Handler modules (`HOOKYARD_HANDLERS`) are found from the current directory, as
+# `hookyard dev` and `hookyard worker` find them.
+
+
+def load_registry(settings: Settings) -> Registry:
+    """Import every configured handler module; raises `RegistrationError` naming the one that fails."""
+    with _importable_from_cwd():
+        return load_handlers(settings, default_registry)
+
+
+@contextmanager
+def _importable_from_cwd() -> Iterator[None]:
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        yield
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
+
+
+# --- addresses ------------------------------------------------------------------------------------------------
+
+_USERINFO_PASSWORD = re.compile(r"//([^:/@]*):[^@/]*@")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&]*")
+
+
+def client_host(host: str) -> str:
+    """The address a client uses to reach a server bound to `host` (a wildcard bind is reached on loopback)."""
+    if host in ("0.0.0.0", ""):  # noqa: S104 - recognising a bind address, not binding
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def webhook_url(host: str, port: int, source: str) -> str:
+    return f"http://{client_host(host)}:{port}/webhooks/{source}"
+
+
+def metrics_url(host: str, port: int) -> str:
+    return f"http://{client_host(host)}:{port}/metrics"
+
+
+def without_password(url: str) -> str:
+    """`url` with any password masked, so it can go into output and error messages."""
+    return _QUERY_PASSWORD.sub(r"\1****", _USERINFO_PASSWORD.sub(r"//\1:****@", url))
