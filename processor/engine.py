@@ -27,6 +27,7 @@ from shared import keys
 from shared.clock import wall_ms
 from shared.errors import StoreUnavailable
 from shared.logging import get_logger
+from shared.outage import OutageLog
 from shared.redis_clients import WORKER_LOOPS, redis_client
 from shared.settings import Settings
 
@@ -55,6 +56,8 @@ class Engine:
         self.clock_ms = clock_ms
         self.client = redis_client(settings.redis_url, WORKER_LOOPS)
         self.timings = StoreTimings.from_settings(settings)
+        #: Store outages, said once per outage by every part of this process.
+        self.outage = OutageLog("hookyard.engine")
         self.store = Store(self.client, self.timings)
         self.broker = RedisBroker(  # type: ignore[no-untyped-call]
             client=redis_client(settings.redis_url, WORKER_LOOPS), namespace=keys.WAKE_NAMESPACE, middleware=[]
@@ -67,7 +70,7 @@ class Engine:
             priority=0,
             options={},
         )
-        self.lease_keeper = LeaseKeeper(self.store, clock_ms, settings.lease_s)
+        self.lease_keeper = LeaseKeeper(self.store, clock_ms, settings.lease_s, outage=self.outage)
         # The ingest lease outlives the client's socket timeout, so one slow admit is not a takeover.
         self.ingester = Ingester(
             self.store,
@@ -96,7 +99,7 @@ class Engine:
         except StoreUnavailable as exc:
             # A claim taken stays leased until it expires; the sweep then hands it (and the pairs this wake-up
             # had not started) to a runner again.
-            log.warning("run.store_unavailable", shard=shard, pairs=len(pair_ids), error=str(exc)[:200])
+            self.outage.failed("runner", exc)
 
     def send_wake(self, wake: list[tuple[int, str]], sender: str) -> None:
         """Send wake-ups for (shard, pair) items, a few pairs per message so threads share the work."""
@@ -111,7 +114,7 @@ class Engine:
                     self.actor.send(shard, pair_ids[start : start + size])
                 except redis.RedisError as exc:
                     # The pairs stay reserved until the wake grace passes; then the sweep wakes them again.
-                    log.warning("wake.send_failed", shard=shard, error=str(exc)[:200])
+                    self.outage.failed("wake", exc)
                     return
                 if self.metrics is not None:
                     self.metrics.wakeups.labels(sender).inc()

@@ -18,9 +18,12 @@ from processor.stats import BacklogCollector
 from processor.supervisor import ChildSpec, Supervisor
 from shared.clock import wall_ms
 from shared.logging import get_logger
-from shared.redis_clients import OPERATOR, redis_client
+from shared.redis_clients import OPERATOR, redis_client, unreachable
 
-__all__ = ["main"]
+__all__ = ["EXIT_STORE_UNREACHABLE", "main"]
+
+#: Exit status when Redis cannot be used at start (the message says why).
+EXIT_STORE_UNREACHABLE = 4
 
 log = get_logger("hookyard.processor")
 
@@ -30,6 +33,10 @@ def main() -> int:
     settings = start_process()
     if isinstance(settings, int):
         return settings
+    problem = unreachable(settings.redis_url)
+    if problem is not None:
+        print(f"hookyard worker: {problem}", file=sys.stderr)
+        return EXIT_STORE_UNREACHABLE
     metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="hookyard-metrics-")
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
     # Serves the backlog gauges at scrape time: a frozen Redis must cost a scrape seconds, not hang it.

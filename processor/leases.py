@@ -16,6 +16,7 @@ from processor.records import Claim
 from processor.store import Store
 from shared.errors import StoreUnavailable
 from shared.logging import get_logger
+from shared.outage import OutageLog
 
 __all__ = ["Lease", "LeaseKeeper"]
 
@@ -43,8 +44,11 @@ class LeaseKeeper:
     """Renews the leases of the calls this process is running, and only those: a pair that merely waits for a
     thread is never claimed, so it is never held."""
 
-    def __init__(self, store: Store, clock_ms: Callable[[], int], lease_s: float) -> None:
+    def __init__(
+        self, store: Store, clock_ms: Callable[[], int], lease_s: float, *, outage: OutageLog | None = None
+    ) -> None:
         self.store = store
+        self.outage = outage
         self.clock_ms = clock_ms
         self.lease_s = lease_s
         # Workers compare lease expiries with their own wall clocks: trust a lease a fifth less than its length,
@@ -81,7 +85,10 @@ class LeaseKeeper:
                 renewed = self.store.pairs.renew(claim.shard, claim.pair_id, claim.token, self.clock_ms())
             except StoreUnavailable as exc:
                 # Not renewed: the local deadline keeps running out, and with it the right to go on.
-                log.warning("lease.renew_failed", shard=claim.shard, pair=claim.pair_id, error=str(exc)[:200])
+                if self.outage is not None:
+                    self.outage.failed("leases", exc)
+                else:
+                    log.warning("lease.renew_failed", shard=claim.shard, pair=claim.pair_id, error=str(exc)[:200])
                 continue
             if renewed:
                 lease.valid_until = max(lease.valid_until, sent_at + self.lease_s - self.margin_s)

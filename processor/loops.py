@@ -91,8 +91,9 @@ class ProcessorLoops(dramatiq.Middleware):
             try:
                 pause = step()
                 backoff = 0.1
+                self.engine.outage.recovered()
             except StoreUnavailable as exc:
-                log.warning("loop.store_unavailable", loop=threading.current_thread().name, error=str(exc)[:200])
+                self.engine.outage.failed(threading.current_thread().name, exc)
                 pause, backoff = backoff, min(backoff * 2, 2.0)
             except Exception:
                 log.exception("loop.failed", loop=threading.current_thread().name)

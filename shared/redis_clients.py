@@ -21,7 +21,16 @@ import redis.asyncio.retry
 import redis.retry
 from redis.backoff import NoBackoff
 
-__all__ = ["OPERATOR", "WORKER_LOOPS", "ClientPolicy", "async_redis_client", "receiver_hot_path", "redis_client"]
+__all__ = [
+    "OPERATOR",
+    "WORKER_LOOPS",
+    "ClientPolicy",
+    "async_redis_client",
+    "receiver_hot_path",
+    "redact_url",
+    "redis_client",
+    "unreachable",
+]
 
 #: Connecting is a local round trip; a Redis that cannot accept a connection in a second is down for the receiver.
 RECEIVER_CONNECT_TIMEOUT_S: Final = 1.0
@@ -97,3 +106,39 @@ def async_redis_client(url: str, policy: ClientPolicy) -> redis.asyncio.Redis:
         single_connection_client=policy.single_connection,
         retry=redis.asyncio.retry.Retry(NoBackoff(), 0),
     )
+
+
+def unreachable(url: str, policy: ClientPolicy = OPERATOR) -> str | None:
+    """Why the Redis at `url` cannot be used now, in one sentence an operator can act on; None when it answers.
+
+    For a process's start: better one clear line and an exit than a banner followed by a stream of errors.
+    """
+    client = redis_client(url, policy)
+    shown = redact_url(url)
+    try:
+        client.ping()
+    except redis.TimeoutError:
+        return f"Redis at {shown} did not answer within {policy.socket_timeout_s:g} s — is it frozen or overloaded?"
+    except redis.AuthenticationError as exc:
+        return f"Redis at {shown} refused our credentials ({exc}) — check the password in REDIS_URL"
+    except redis.ConnectionError as exc:
+        return f"cannot reach Redis at {shown} — is it running? check REDIS_URL ({_first_line(exc)})"
+    except redis.RedisError as exc:
+        return f"Redis at {shown} answered with an error: {_first_line(exc)}"
+    finally:
+        client.close()
+    return None
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, fit for a log line or a message."""
+    head, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    credentials, _, where = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{head}{sep}{user + ':***' if user else '***'}@{where}"
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
