@@ -33,6 +33,7 @@ __all__ = [
     "load_registry",
     "metrics_url",
     "open_store",
+    "redis_trouble",
     "settings_for_redis",
     "settings_without_redis",
     "webhook_url",
@@ -67,33 +68,53 @@ def settings_without_redis(environ: Mapping[str, str]) -> Settings:
 
 
 # --- redis ----------------------------------------------------------------------------------------------------
-# An operator who runs `hookyard stats` against a Redis that is down needs to read "cannot reach Redis at …",
-# not a traceback: every redis-py connection error (and the store's own translation of one) raised inside
-# `connect` becomes a `StoreUnavailable` that names the server, without its password. The client's timeouts are
-# bounded and it never retries (shared/redis_clients.py: `OPERATOR`), so a frozen Redis fails a verb in seconds.
+# An operator who runs `hookyard stats` against a Redis that is down needs to read one line that says what is
+# wrong and what to do, not a traceback: every redis-py connection error or timeout (and the store's own
+# translation of one) raised inside `connect` becomes a `StoreUnavailable` that names the server, without its
+# password. The client's timeouts are bounded and it never retries (shared/redis_clients.py: `OPERATOR`), so a
+# frozen Redis fails a verb in seconds.
 
 
 @contextmanager
 def connect(settings: Settings) -> Iterator[redis.Redis]:
     """A client for `settings.redis_url`, closed on exit; unreachable Redis raises `StoreUnavailable`."""
-    url = without_password(settings.redis_url)
     client = redis_client(settings.redis_url, OPERATOR)
     try:
         yield client
-    except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
-        raise StoreUnavailable(f"cannot reach Redis at {url}: {_reason(exc)}") from None
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise StoreUnavailable(_one_line(redis_trouble(exc, settings.redis_url))) from None
     except StoreUnavailable as exc:
         cause = exc.__cause__
-        if isinstance(cause, redis.ConnectionError | redis.TimeoutError | redis.BusyLoadingError):
-            raise StoreUnavailable(f"cannot reach Redis at {url}: {_reason(cause)}") from None
-        raise StoreUnavailable(f"Redis at {url} refused the step: {exc}") from None
+        if isinstance(cause, redis.ConnectionError | redis.TimeoutError):
+            raise StoreUnavailable(_one_line(redis_trouble(cause, settings.redis_url))) from None
+        raise StoreUnavailable(f"Redis at {without_password(settings.redis_url)} refused the step: {exc}") from None
     finally:
         client.close()
+
+
+def redis_trouble(exc: redis.RedisError, url: str) -> tuple[str, str]:
+    """What went wrong talking to the Redis at `url`, and what to do about it: (finding, hint)."""
+    shown = without_password(url)
+    if isinstance(exc, redis.TimeoutError):
+        # Connected (or not) but no reply in time: a SIGSTOPped, swapping or overloaded server, or a black hole.
+        return f"Redis at {shown} did not answer within {OPERATOR.socket_timeout_s:g} s", "is it frozen or overloaded?"
+    if isinstance(exc, redis.AuthenticationError):
+        return f"Redis at {shown} refused our credentials", "check the password in REDIS_URL"
+    if isinstance(exc, redis.BusyLoadingError):
+        return f"Redis at {shown} is still loading its data", "try again when it has finished"
+    if isinstance(exc, redis.ConnectionError):
+        return f"cannot reach Redis at {shown}", f"is it running? check REDIS_URL ({_reason(exc)})"
+    return f"Redis at {shown} answered with an error", _reason(exc)
 
 
 def open_store(client: redis.Redis, settings: Settings) -> Store:
     """The state store with the timings the workers use, so a replay re-arms a pair as a worker would."""
     return Store(client, StoreTimings.from_settings(settings))
+
+
+def _one_line(trouble: tuple[str, str]) -> str:
+    finding, hint = trouble
+    return f"{finding} — {hint}"
 
 
 def _reason(exc: redis.RedisError) -> str:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import redis
 
 from processor.cli.arguments import Verbs
-from processor.cli.context import connect, load_registry, settings_for_redis, without_password
+from processor.cli.context import connect, load_registry, redis_trouble, settings_for_redis, without_password
 from processor.cli.devstate import SECRET_FILE, saved_secret
 from processor.cli.render import Marks, age, iso, print_json, say
 from processor.stats import ALIVE_MS, read_snapshot
@@ -142,8 +142,8 @@ def check_redis(client: redis.Redis, settings: Settings) -> tuple[Check, dict[st
         elapsed_ms = (time.perf_counter() - started) * 1000
         info: dict[str, Any] = client.info()
     except redis.RedisError as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        return Check("redis", "fail", f"cannot reach Redis at {url}: {reason}", "is it running? check REDIS_URL"), None
+        finding, hint = redis_trouble(exc, settings.redis_url)
+        return Check("redis", "fail", finding, hint), None
     version = info.get("redis_version", "?")
     return Check("redis", "ok", f"{url} answered in {elapsed_ms:.1f} ms (Redis {version})"), info
 

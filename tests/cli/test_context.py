@@ -3,6 +3,11 @@ failures are one line without the password, and URLs fit to print."""
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -11,21 +16,44 @@ import pytest
 from processor.cli import main
 from processor.cli.context import without_password
 from shared.embedded_redis import EmbeddedRedis, free_port
+from shared.redis_clients import OPERATOR
+
+#: Every verb that talks to Redis, with arguments that get it there.
+REDIS_VERBS = [
+    ["stats"],
+    ["doctor"],
+    ["events", "list"],
+    ["events", "show", "event_1"],
+    ["dlq", "list"],
+    ["dlq", "show", "event_1"],
+    ["dlq", "replay", "--all"],
+    ["dlq", "purge", "--all", "--yes"],
+]
 
 
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["stats"],
-        ["doctor"],
-        ["events", "list"],
-        ["events", "show", "event_1"],
-        ["dlq", "list"],
-        ["dlq", "show", "event_1"],
-        ["dlq", "replay", "--all"],
-        ["dlq", "purge", "--all", "--yes"],
-    ],
-)
+@pytest.fixture(scope="module")
+def frozen_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    """A redis-server of these tests' own, for SIGSTOP: freezing the session's would stall every other test."""
+    with EmbeddedRedis(tmp_path_factory.mktemp("frozen-redis")) as server:
+        yield server
+
+
+@contextmanager
+def frozen(server: EmbeddedRedis) -> Iterator[None]:
+    """`server` stopped (SIGSTOP): it still accepts connections, as the kernel does for it, but never answers."""
+    assert server.pid is not None
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+
+
+def said_by(argv: list[str], captured: pytest.CaptureResult[str]) -> str:
+    return captured.out if argv == ["doctor"] else captured.err  # doctor reports Redis as one of its checks
+
+
+@pytest.mark.parametrize("argv", REDIS_VERBS)
 def test_unreachable_redis_is_one_line_and_exit_1(
     argv: list[str], env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -35,13 +63,41 @@ def test_unreachable_redis_is_one_line_and_exit_1(
     assert main(argv) == 1
 
     captured = capsys.readouterr()
-    said = captured.out if argv == ["doctor"] else captured.err  # doctor reports it as one of its checks
-    assert f"cannot reach Redis at redis://:****@127.0.0.1:{port}/0: " in said
+    expected = f"cannot reach Redis at redis://:****@127.0.0.1:{port}/0 — is it running? check REDIS_URL"
+    assert expected + " (Connection refused)" in said_by(argv, captured)
     assert "pa55word" not in captured.out + captured.err
     assert "Traceback" not in captured.err
     if argv != ["doctor"]:
-        assert captured.err.startswith(f"hookyard {argv[0]}: cannot reach Redis at ")
-        assert captured.err.count("\n") == 1
+        assert captured.err == f"hookyard {argv[0]}: {expected} (Connection refused)\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("argv", REDIS_VERBS)
+def test_a_frozen_redis_is_one_line_within_the_bound(
+    argv: list[str],
+    env: Path,
+    frozen_redis: EmbeddedRedis,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a Redis that accepts connections but never answers (a paused VM, a process stuck in swap)
+    monkeypatch.setenv("REDIS_URL", frozen_redis.url)
+    monkeypatch.setenv("HOOKYARD_WORKER_METRICS_PORT", "0")
+    with frozen(frozen_redis):
+        # When a verb asks it something
+        started = time.monotonic()
+        code = main(argv)
+        elapsed = time.monotonic() - started
+
+    # Then it fails in one line, within the operator bound (3 s) and a margin, not after 15 s of hanging
+    captured = capsys.readouterr()
+    assert code == 1
+    assert elapsed < OPERATOR.socket_timeout_s + 2.0
+    line = f"Redis at {frozen_redis.url} did not answer within 3 s — is it frozen or overloaded?"
+    assert line in said_by(argv, captured)
+    assert "Traceback" not in captured.err
+    if argv != ["doctor"]:
+        assert captured.err == f"hookyard {argv[0]}: {line}\n"
 
 
 def test_redis_verbs_use_the_redis_of_a_running_dev(

@@ -173,6 +173,9 @@ def test_unreachable_redis_fails_and_skips_what_depends_on_it(
 
     out = capsys.readouterr().out
     found = lines(out)
-    assert found["redis"].startswith(f"✗ redis        cannot reach Redis at redis://:****@127.0.0.1:{port}/0: ")
+    assert found["redis"] == (
+        f"✗ redis        cannot reach Redis at redis://:****@127.0.0.1:{port}/0"
+        " — is it running? check REDIS_URL (Connection refused)"
+    )
     assert [found[name].split()[0] for name in ("persistence", "eviction", "clock", "workers")] == ["-"] * 4
     assert "hunter2" not in out

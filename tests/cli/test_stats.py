@@ -200,7 +200,7 @@ def test_unreachable_redis_is_one_line_without_the_password(
 
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err.startswith(f"hookyard stats: cannot reach Redis at redis://user:****@127.0.0.1:{port}/0: ")
+    assert captured.err.startswith(f"hookyard stats: cannot reach Redis at redis://user:****@127.0.0.1:{port}/0 — ")
     assert captured.err.count("\n") == 1
     assert "s3cr3t" not in captured.err
     assert "Traceback" not in captured.err
