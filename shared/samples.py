@@ -60,8 +60,12 @@ def sample_event(
     organization_id: str | None = None,
     created_at: datetime | None = None,
     event_id: str | None = None,
+    **data_fields: Any,
 ) -> dict[str, Any]:
     """Build one WorkOS event envelope: `{"id", "event", "data", "created_at", "object"}`.
+
+    Keyword arguments beyond the named ones set fields of `data`: `sample_event("dsync.user.updated",
+    state="inactive")`.
 
     `resource_id` is the entity the event is about, the one its order matters for: `data.id`, except
     `data.user.id` for `dsync.group.user_*` and `data.connection.id` for `connection.saml_certificate_*`.
@@ -73,6 +77,7 @@ def sample_event(
     rng = rng if rng is not None else random.Random()
     when = _utc(created_at) if created_at is not None else datetime.now(UTC)
     data = build(_Maker(rng, when), _Ids(resource_id, directory_id, organization_id))
+    data.update(data_fields)
     return {
         "id": event_id if event_id is not None else _ulid("event", rng, when),
         "event": event_type,

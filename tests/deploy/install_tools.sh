@@ -9,10 +9,12 @@ if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1;
     exit 0
 fi
 
-if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+# HOOKYARD_SYSTEM_PACKAGES=no: never install anything outside .venv (the checks then skip, outside CI).
+if [ "${HOOKYARD_SYSTEM_PACKAGES:-yes}" = no ] || [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     cat >&2 <<'MSG'
 !!! ------------------------------------------------------------------------------------------------------
-!!! make tools: promtool/prometheus are missing and cannot be installed here (needs root and apt-get).
+!!! make tools: promtool/prometheus are missing and are not installed here (needs root and apt-get, and
+!!! HOOKYARD_SYSTEM_PACKAGES not set to `no`).
 !!! Install Debian's `prometheus` package (or put promtool and prometheus on PATH): without them the
 !!! Prometheus checks in tests/deploy SKIP outside CI and FAIL in CI.
 !!! ------------------------------------------------------------------------------------------------------
