@@ -6,13 +6,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help install run test test-only lint fmt typecheck bench bench-quick chaos clean
+.PHONY: help install run test test-only lint fmt typecheck bench bench-quick chaos chaos-smoke clean
 .PHONY: tools
 
 help:
 	@echo "make run        start embedded Redis (unless REDIS_URL is set), receiver and workers"
 	@echo "make test       lint + typecheck + the whole test suite"
-	@echo "make chaos      the full chaos run (10,000 events, kills; CHAOS_ARGS='--events N --seed S')"
+	@echo "make chaos      the nemesis: pauses, hangs, kills under load, then a verdict (CHAOS_ARGS='--seed S')"
+	@echo "make chaos-smoke  the small seeded nemesis run that make test includes (about a minute)"
 	@echo "make lint | fmt | typecheck | bench | clean"
 	@echo "make tools      promtool + prometheus for tests/deploy (Debian package; installed when missing and root)"
 
@@ -46,6 +47,9 @@ typecheck: $(STAMP)
 
 chaos: $(STAMP)
 	$(BIN)/python -m chaos $(CHAOS_ARGS)
+
+chaos-smoke: $(STAMP)
+	$(BIN)/python -m chaos --size smoke $(CHAOS_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -1,1 +1,1 @@
-"""`make chaos`: the real stack under a WorkOS-like sender while workers, Redis and the receiver are killed."""
+"""`make chaos`: a nemesis against the real stack under a WorkOS-like sender (see chaos/run.py)."""
