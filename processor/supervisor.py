@@ -158,7 +158,10 @@ class Supervisor:
         assert child.process is not None
         exit_code = child.process.returncode
         ran_s = now - child.started_at
-        child.quick_failures = child.quick_failures + 1 if ran_s < self._stable_after_s else 1
+        # A child killed by SIGKILL (the OOM killer, an event that kills its worker) is not a start-up crash loop:
+        # it gets the first restart delay again, not a growing one, so a poison event cannot starve the fleet.
+        killed = exit_code == -signal.SIGKILL
+        child.quick_failures = child.quick_failures + 1 if ran_s < self._stable_after_s and not killed else 1
         delay = min(self._backoff_initial_s * 2 ** (child.quick_failures - 1), self._backoff_max_s)
         self._log.warning(
             "child.exited",

@@ -90,7 +90,12 @@ def configure_logging(
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, _stdlib_logger_name],
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            # format_exc_info turns a library record's exc_info into its traceback text (JSON cannot hold one).
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *([] if use_console else [structlog.processors.format_exc_info]),
+                renderer,
+            ],
         )
     )
     root = logging.getLogger()

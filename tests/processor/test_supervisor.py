@@ -106,6 +106,25 @@ def test_restarts_a_child_that_crashes_with_capped_backoff(tmp_path: Path) -> No
     assert supervisor.restarts()["crasher"] >= 4
 
 
+def test_a_child_killed_by_sigkill_restarts_without_a_growing_delay(tmp_path: Path) -> None:
+    starts = tmp_path / "starts"
+    killed = python_child(
+        "victim",
+        f"""
+        import os, signal
+        with open({str(starts)!r}, "a") as f:
+            f.write("x")
+        os.kill(os.getpid(), signal.SIGKILL)
+        """,
+    )
+    with capture_logs() as logs:
+        supervisor = Supervisor([killed], backoff_initial_s=0.01, backoff_max_s=0.04)
+        with supervising(supervisor):
+            wait_until(lambda: starts.exists() and len(starts.read_text()) >= 4, what="four starts")
+    delays = [e["restart_in_s"] for e in logs if e["event"] == "child.exited"][:3]
+    assert delays == [0.01, 0.01, 0.01]
+
+
 def test_a_healthy_sibling_is_left_alone(tmp_path: Path) -> None:
     starts = tmp_path / "starts"
     crash = python_child("crasher", f"open({str(starts)!r}, 'a').write('x'); raise SystemExit(1)")
