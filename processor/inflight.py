@@ -33,27 +33,27 @@ RUNNING, FINISHED, TIMED_OUT = "running", "finished", "timed_out"
 class Backlog:
     """The pairs of one wake-up not yet started by its thread."""
 
-    __slots__ = ("_lock", "_pids", "busy_since", "shard")
+    __slots__ = ("_lock", "_pair_ids", "busy_since", "shard")
 
-    def __init__(self, shard: int, pids: Iterable[str]) -> None:
+    def __init__(self, shard: int, pair_ids: Iterable[str]) -> None:
         self.shard = shard
-        self._pids = deque(dict.fromkeys(pids))  # a wake-up may name a pair twice: run it once
+        self._pair_ids = deque(dict.fromkeys(pair_ids))  # a wake-up may name a pair twice: run it once
         self._lock = threading.Lock()
         #: Monotonic time the thread started its current pair (None between pairs).
         self.busy_since: float | None = None
 
     def next(self) -> str | None:
         with self._lock:
-            return self._pids.popleft() if self._pids else None
+            return self._pair_ids.popleft() if self._pair_ids else None
 
     def take_all(self) -> list[str]:
         with self._lock:
-            taken = list(self._pids)
-            self._pids.clear()
+            taken = list(self._pair_ids)
+            self._pair_ids.clear()
             return taken
 
     def __len__(self) -> int:
-        return len(self._pids)
+        return len(self._pair_ids)
 
 
 class Call:
@@ -231,9 +231,9 @@ class InFlight:
         for backlog in backlogs:
             since = backlog.busy_since
             if since is not None and now - since >= self.handoff_after_s and len(backlog):
-                pids = backlog.take_all()
-                if pids:
-                    self._handoff(backlog.shard, pids)
+                pair_ids = backlog.take_all()
+                if pair_ids:
+                    self._handoff(backlog.shard, pair_ids)
         for call in calls:
             if now >= call.deadline and call.expire():
                 with self._lock:

@@ -83,13 +83,13 @@ class Runner:
         self._loops: list[asyncio.AbstractEventLoop] = []
         self._loops_lock = threading.Lock()
 
-    def run_pairs(self, shard: int, pids: list[str]) -> int:
+    def run_pairs(self, shard: int, pair_ids: list[str]) -> int:
         """Run the pairs of one wake-up on this thread, one after another; returns how many runs settled.
 
         Nothing is claimed ahead: a pair still waiting here is only a name, which the watchdog sends on to another
         thread once the current pair has kept this one busy for `handoff_after_s`.
         """
-        backlog = Backlog(shard, pids)
+        backlog = Backlog(shard, pair_ids)
         self.inflight.add_backlog(backlog)
         settled = 0
         try:
@@ -266,10 +266,10 @@ class Runner:
 
     # -- watchdog actions (called from the engine's watchdog thread) -------------------------------------------
 
-    def _handoff(self, shard: int, pids: list[str]) -> None:
+    def _handoff(self, shard: int, pair_ids: list[str]) -> None:
         """Send waiting pairs on as a wake-up of their own, for any free thread."""
-        log.debug("wake.handoff", shard=shard, pairs=len(pids))
-        self.send_wake([(shard, pair_id) for pair_id in pids], "handoff")
+        log.debug("wake.handoff", shard=shard, pairs=len(pair_ids))
+        self.send_wake([(shard, pair_id) for pair_id in pair_ids], "handoff")
 
     def _expire(self, call: Call) -> None:
         """Record a call's timeout as a failed attempt; the pair goes on without waiting for the call."""
