@@ -11,11 +11,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 import redis
 
+from processor.stats import describe_handler, worker_info
 from shared.errors import StoreUnavailable
 from shared.logging import get_logger
 
@@ -45,6 +46,7 @@ class ProcessorLoops(dramatiq.Middleware):
         self.on_exhausted: Callable[[], None] | None = None
         self._exhausted = False
         self._letters_trimmed_at = 0.0
+        self._handler_set: list[dict[str, Any]] | None = None
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self.start()
@@ -126,7 +128,11 @@ class ProcessorLoops(dramatiq.Middleware):
     def sweep_once(self) -> int:
         """Heartbeat, then wake every pair that is due; returns how many pairs were woken."""
         engine = self.engine
-        info = {"abandoned": engine.runner.inflight.abandoned, "threads": engine.settings.worker_threads}
+        info = worker_info(
+            abandoned=engine.runner.inflight.abandoned,
+            threads=engine.settings.worker_threads,
+            handlers=self._loaded_handlers(),
+        )
         engine.store.upkeep.heartbeat(self._worker_id, engine.clock_ms(), info)
         if time.monotonic() - self._letters_trimmed_at >= _TRIM_LETTERS_EVERY_S:
             self._letters_trimmed_at = time.monotonic()
@@ -142,6 +148,14 @@ class ProcessorLoops(dramatiq.Middleware):
         if wake:
             engine.send_wake(wake, "sweep")
         return len(wake)
+
+    def _loaded_handlers(self) -> list[dict[str, Any]]:
+        # Published with every heartbeat (`hookyard handlers` shows what the live workers run); the registry does
+        # not change once the worker runs, so it is described (its sources digested) once.
+        if self._handler_set is None:
+            specs = sorted(self.engine.registry, key=lambda spec: spec.name)
+            self._handler_set = [describe_handler(spec) for spec in specs]
+        return self._handler_set
 
     def _sweep_loop(self, stop: threading.Event) -> None:
         interval = self.engine.settings.sweep_interval_s

@@ -1,18 +1,38 @@
-"""What is pending, dead and skipped per handler, read from Redis: for `/metrics` gauges and `hookyard stats`."""
+"""What Redis says about the processor, for `/metrics` gauges and the `hookyard` CLI: what is pending, dead and
+skipped per handler, and the live workers — the counters and the handler set each publishes with its heartbeat
+(`{hy:workers}:info`), so an operator sees what the running workers loaded, not what their own shell imports."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import functools
+import hashlib
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, cast
 
 import orjson
 import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from processor.discovery import ENTRY_POINT_GROUP
+from processor.handlers import HandlerSpec
 from shared import keys
 
-__all__ = ["BacklogCollector", "HandlerBacklog", "Snapshot", "read_snapshot"]
+__all__ = [
+    "BacklogCollector",
+    "HandlerBacklog",
+    "Snapshot",
+    "WorkerInfo",
+    "describe_handler",
+    "hookyard_version",
+    "parse_worker_info",
+    "read_snapshot",
+    "read_workers",
+    "worker_info",
+]
 
 
 @dataclass(slots=True)
@@ -57,7 +77,7 @@ def read_snapshot(client: redis.Redis, now_ms: int) -> Snapshot:
     snapshot = Snapshot(inbox=int(replies[0]), poison=int(replies[1]), workers_alive=len(alive))
     for worker, info in replies[3].items():
         if _text(worker) in alive:
-            snapshot.abandoned_threads += parse_worker_info(info).get("abandoned", 0)
+            snapshot.abandoned_threads += parse_worker_info(info).abandoned
     for shard_stats in replies[4:]:
         for raw_field, raw_value in shard_stats.items():
             kind, _, handler = _text(raw_field).partition(":")
@@ -81,15 +101,131 @@ def read_snapshot(client: redis.Redis, now_ms: int) -> Snapshot:
     return snapshot
 
 
-def parse_worker_info(raw: bytes | str) -> dict[str, int]:
-    """A worker's published counters (`{"abandoned": n, "threads": n}`); empty when unreadable."""
+# --- what the workers publish ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """What a worker publishes with each heartbeat: its counters, its Hookyard version, the handlers it loaded."""
+
+    #: Threads stuck in a handler call that timed out.
+    abandoned: int = 0
+    threads: int = 0
+    hookyard: str | None = None
+    #: The handlers it loaded, as `describe_handler` gives them, by name; None from a worker that does not say
+    #: (one that predates handler sets).
+    handlers: tuple[dict[str, Any], ...] | None = None
+
+
+def worker_info(*, abandoned: int, threads: int, handlers: Iterable[dict[str, Any]]) -> dict[str, object]:
+    """The record a worker's heartbeat publishes (JSON): `{"abandoned", "threads", "hookyard", "handlers"}`."""
+    return {"abandoned": abandoned, "threads": threads, "hookyard": hookyard_version(), "handlers": list(handlers)}
+
+
+def parse_worker_info(raw: bytes | str) -> WorkerInfo:
+    """A worker's published record; what cannot be read is left at its default (an older or foreign writer)."""
     try:
         info = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return {}
+        return WorkerInfo()
     if not isinstance(info, dict):
+        return WorkerInfo()
+    handlers = info.get("handlers")
+    loaded: tuple[dict[str, Any], ...] | None = None
+    if isinstance(handlers, list) and all(isinstance(h, dict) and isinstance(h.get("name"), str) for h in handlers):
+        loaded = tuple(sorted(handlers, key=lambda h: str(h["name"])))
+    version = info.get("hookyard")
+    return WorkerInfo(
+        abandoned=_count(info.get("abandoned")),
+        threads=_count(info.get("threads")),
+        hookyard=version if isinstance(version, str) else None,
+        handlers=loaded,
+    )
+
+
+def read_workers(client: redis.Redis, now_ms: int) -> dict[str, WorkerInfo]:
+    """Every live worker (swept in the last `ALIVE_MS`) and what it published, by worker id (`host:pid`)."""
+    found = cast(list[bytes], client.zrangebyscore(keys.WORKERS, now_ms - ALIVE_MS, "+inf"))
+    alive = sorted(_text(w) for w in found)
+    if not alive:
         return {}
-    return {str(k): int(v) for k, v in info.items() if isinstance(v, int)}
+    records = client.hmget(keys.WORKER_INFO, alive)
+    return {worker: parse_worker_info(raw) if raw else WorkerInfo() for worker, raw in zip(alive, records, strict=True)}
+
+
+def describe_handler(spec: HandlerSpec) -> dict[str, Any]:
+    """A handler's registration as plain data: what a worker publishes and `hookyard handlers --json` prints.
+
+    `version` is the version of the distribution that provides it (an entry point plugin, or Hookyard for the
+    built-ins), None for a module of `HOOKYARD_HANDLERS`; `code` is a digest of its module's source file, so two
+    workers running different code under the same version are told apart.
+    """
+    module = getattr(spec.func, "__module__", None) or ""
+    return {
+        "name": spec.name,
+        "patterns": list(spec.patterns),
+        "order_by": _order_by(spec),
+        "ordered": spec.ordered,
+        "late": spec.late,
+        "max_attempts": spec.max_attempts,
+        "min_backoff_s": spec.min_backoff_s,
+        "max_backoff_s": spec.max_backoff_s,
+        "timeout_s": spec.timeout_s,
+        "async": spec.is_async,
+        "origin": spec.origin or None,
+        "module": module or None,
+        "version": _origin_version(spec.origin),
+        "code": _source_digest(module),
+    }
+
+
+def hookyard_version() -> str | None:
+    """The installed Hookyard's version; None when running from a tree that was never installed."""
+    try:
+        return metadata.version("hookyard")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+_ENTRY_POINT_ORIGIN = "entry point "  # processor/discovery.py: "entry point <name> = <value>"
+
+
+def _origin_version(origin: str) -> str | None:
+    if origin.startswith("built-in"):
+        return hookyard_version()
+    if origin.startswith(_ENTRY_POINT_ORIGIN):
+        name = origin.removeprefix(_ENTRY_POINT_ORIGIN).partition(" = ")[0]
+        return _plugin_versions().get(name)
+    return None
+
+
+@functools.cache
+def _plugin_versions() -> Mapping[str, str]:
+    found = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    return {ep.name: ep.dist.version for ep in found if ep.dist is not None}
+
+
+@functools.cache
+def _source_digest(module: str) -> str | None:
+    path = getattr(sys.modules.get(module), "__file__", None)
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as source:
+            return hashlib.sha256(source.read()).hexdigest()[:12]
+    except OSError:
+        return None
+
+
+def _order_by(spec: HandlerSpec) -> str:
+    if isinstance(spec.order_by, str):
+        return spec.order_by
+    name = getattr(spec.order_by, "__qualname__", None) or repr(spec.order_by)
+    return f"callable {getattr(spec.order_by, '__module__', '?')}.{name}"
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 class BacklogCollector(Collector):

@@ -35,6 +35,7 @@ __all__ = [
     "open_store",
     "redis_trouble",
     "settings_for_redis",
+    "settings_maybe_redis",
     "settings_without_redis",
     "webhook_url",
     "without_password",
@@ -48,15 +49,24 @@ _PLACEHOLDER_REDIS_URL = "redis://127.0.0.1:6379/0"
 def settings_for_redis(environ: Mapping[str, str]) -> Settings:
     """Settings of a verb that talks to Redis: secrets are not required, and without `REDIS_URL` the embedded
     Redis of a `hookyard dev` running on the same data directory is used (as `send` uses its secret)."""
-    if environ.get("REDIS_URL", "").strip():
-        return Settings.from_env(environ, require_secret=False)
-    settings = settings_without_redis(environ)
-    url = dev_redis_url(Path(settings.data_dir))
-    if url is None:
+    settings, found = settings_maybe_redis(environ)
+    if not found:
         raise ConfigError(
             "REDIS_URL", f"not set (e.g. redis://127.0.0.1:6379/0), and no `hookyard dev` runs on {settings.data_dir}"
         )
-    return dataclasses.replace(settings, redis_url=url)
+    return settings
+
+
+def settings_maybe_redis(environ: Mapping[str, str]) -> tuple[Settings, bool]:
+    """Settings of a verb that reads Redis when there is one and does without otherwise; True when `REDIS_URL`
+    is set or a `hookyard dev` runs on the data directory (its Redis is then the one in the settings)."""
+    if environ.get("REDIS_URL", "").strip():
+        return Settings.from_env(environ, require_secret=False), True
+    settings = settings_without_redis(environ)
+    url = dev_redis_url(Path(settings.data_dir))
+    if url is None:
+        return settings, False
+    return dataclasses.replace(settings, redis_url=url), True
 
 
 def settings_without_redis(environ: Mapping[str, str]) -> Settings:

@@ -16,6 +16,7 @@ import redis
 from processor.cli.arguments import Verbs
 from processor.cli.context import connect, load_registry, redis_trouble, settings_for_redis, without_password
 from processor.cli.devstate import SECRET_FILE, saved_secret
+from processor.cli.handler_sets import LiveHandlers, read_live_handlers
 from processor.cli.render import Marks, age, iso, print_json, say
 from processor.stats import ALIVE_MS, read_snapshot
 from shared.durability import CONFIG_NAMES, Durability, assess_durability
@@ -32,9 +33,10 @@ def add_parser(verbs: Verbs) -> None:
         description=(
             "Check what Hookyard's guarantees rest on: every source has a valid secret (counts and expiry "
             "shown, never the secret), Redis answers, runs with appendonly yes and maxmemory-policy "
-            "noeviction, its clock agrees with this machine's (a warning above 1 s), every handler module "
-            "imports, and workers are alive. One line per check (✓ ok, ! warning, ✗ failure, - skipped) with a "
-            "hint. Exits 0 when nothing failed, 1 otherwise; warnings do not fail."
+            "noeviction, its clock agrees with this machine's (a warning above 1 s), the live workers loaded "
+            "one and the same handler set (a warning when they differ: a rolling deploy; with no live worker, "
+            "every handler module imports here), and workers are alive. One line per check (✓ ok, ! warning, "
+            "✗ failure, - skipped) with a hint. Exits 0 when nothing failed, 1 otherwise; warnings do not fail."
         ),
     )
     doctor.add_argument("--json", action="store_true", help="print one JSON document")
@@ -57,7 +59,7 @@ def _run(args: argparse.Namespace, environ: dict[str, str]) -> int:
                 check_eviction(client, info),
                 check_clock(client),
             ]
-        found.append(check_handlers(settings))
+        found.append(check_handlers(settings, read_live_handlers(client, now_ms) if info is not None else None))
         found.append(check_workers(client, now_ms) if info is not None else Check("workers", "skip", unreachable))
     ok = not any(check.status == "fail" for check in found)
     if args.json:
@@ -187,21 +189,46 @@ def check_clock(client: redis.Redis) -> Check:
     return Check("clock", "warn", detail, "sync the clocks (NTP) of the receiver, worker and Redis hosts")
 
 
-def check_handlers(settings: Settings) -> Check:
-    """Every handler module imports, as the worker will import it at start."""
+def check_handlers(settings: Settings, live: LiveHandlers | None) -> Check:
+    """The live workers loaded one and the same handler set; with none alive (or none saying), every handler
+    module imports here, as a worker started here would import it."""
+    if live is not None and live.sets and live.agree:
+        [loaded] = live.sets
+        names = [str(handler["name"]) for handler in loaded.handlers]
+        if names:
+            workers = _workers(len(loaded.workers))
+            return Check("handlers", "ok", f"{len(names)} loaded by {workers}: {', '.join(names)}")
+        return _no_handlers("the live workers loaded no handlers")
+    if live is not None and live.sets:
+        sets = [f"{s.label}: {len(s.handlers)} handlers on {_workers(len(s.workers))}" for s in live.sets]
+        sets += [f"?: not published by {_workers(len(live.silent))}"] if live.silent else []
+        return Check(
+            "handlers",
+            "warn",
+            f"the live workers loaded different handler sets ({'; '.join(sets)})",
+            "a rolling deploy in progress? `hookyard handlers` shows which worker runs what",
+        )
     try:
         registry = load_registry(settings)
     except RegistrationError as exc:
         return Check("handlers", "fail", str(exc), "fix the module, or remove it from HOOKYARD_HANDLERS")
     names = sorted(spec.name for spec in registry)
     if not names:
-        return Check(
-            "handlers",
-            "warn",
-            "no handlers registered: events are stored but nothing runs them",
-            "set HOOKYARD_HANDLERS or install a plugin (entry point group hookyard.handlers)",
-        )
+        return _no_handlers("no handlers registered")
     return Check("handlers", "ok", f"{len(names)} import: {', '.join(names)}")
+
+
+def _workers(count: int) -> str:
+    return f"{count} live worker{'s' if count != 1 else ''}"
+
+
+def _no_handlers(finding: str) -> Check:
+    return Check(
+        "handlers",
+        "warn",
+        f"{finding}: events are stored but nothing runs them",
+        "set HOOKYARD_HANDLERS or install a plugin (entry point group hookyard.handlers)",
+    )
 
 
 def check_workers(client: redis.Redis, now_ms: int) -> Check:

@@ -37,7 +37,7 @@ class Upkeep:
         """How many wake-up messages wait in the Dramatiq queue (for the sweep's backpressure)."""
         return int(call(self.client.llen, keys.WAKE_QUEUE))
 
-    def heartbeat(self, worker: str, now_ms: int, info: dict[str, int] | None = None) -> None:
+    def heartbeat(self, worker: str, now_ms: int, info: dict[str, object] | None = None) -> None:
         """Say this worker is alive, with its counters (for `hookyard_workers_alive` and `hookyard stats`)."""
         args = [worker, now_ms, orjson.dumps(info) if info else ""]
         self.scripts.run("heartbeat", [keys.WORKERS, keys.WORKER_INFO], args)

@@ -28,6 +28,7 @@ REDIS_VERBS = [
     ["dlq", "show", "event_1"],
     ["dlq", "replay", "--all"],
     ["dlq", "purge", "--all", "--yes"],
+    ["handlers"],
 ]
 
 
@@ -68,7 +69,8 @@ def test_unreachable_redis_is_one_line_and_exit_1(
     assert "pa55word" not in captured.out + captured.err
     assert "Traceback" not in captured.err
     if argv != ["doctor"]:
-        assert captured.err == f"hookyard {argv[0]}: {expected} (Connection refused)\n"
+        assert captured.err.startswith(f"hookyard {argv[0]}: {expected} (Connection refused)")
+        assert captured.err.count("\n") == 1
 
 
 @pytest.mark.slow
@@ -97,7 +99,8 @@ def test_a_frozen_redis_is_one_line_within_the_bound(
     assert line in said_by(argv, captured)
     assert "Traceback" not in captured.err
     if argv != ["doctor"]:
-        assert captured.err == f"hookyard {argv[0]}: {line}\n"
+        assert captured.err.startswith(f"hookyard {argv[0]}: {line}")
+        assert captured.err.count("\n") == 1
 
 
 def test_redis_verbs_use_the_redis_of_a_running_dev(

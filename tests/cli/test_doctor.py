@@ -161,6 +161,36 @@ def test_a_handler_module_that_does_not_import_fails(
     assert line.startswith("✗ handlers     cannot import handler module 'no_such_handlers_module' (HOOKYARD_HANDLERS)")
 
 
+def test_handlers_are_what_the_live_workers_loaded(
+    healthy: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a worker that loaded cli_state's handlers (and no other), while this shell could import nothing
+    healthy.delete(keys.WORKERS)
+    cli_state.sweep_as_a_worker(redis_url, cli_state.registry())
+    monkeypatch.setenv("HOOKYARD_HANDLERS", "no_such_handlers_module")
+
+    assert main(["doctor"]) == 0
+
+    line = lines(capsys.readouterr().out)["handlers"]
+    assert line == "✓ handlers     3 loaded by 1 live worker: cli.audit, cli.strict, cli.users"
+
+
+def test_workers_with_different_handler_sets_warn(healthy: redis.Redis, capsys: pytest.CaptureFixture[str]) -> None:
+    healthy.delete(keys.WORKERS)
+    cli_state.publish_as_worker(healthy, "old:1", cli_state.registry())
+    cli_state.publish_as_worker(healthy, "old:2", cli_state.registry())
+    cli_state.publish_as_worker(healthy, "new:1", cli_state.registry(max_attempts=9), hookyard="0.2.0")
+
+    assert main(["doctor"]) == 0  # a warning: a rolling deploy is not a failure
+
+    line = lines(capsys.readouterr().out)["handlers"]
+    assert line.startswith(
+        "! handlers     the live workers loaded different handler sets"
+        " (A: 3 handlers on 2 live workers; B: 3 handlers on 1 live worker) — "
+    )
+    assert line.endswith("a rolling deploy in progress? `hookyard handlers` shows which worker runs what")
+
+
 def test_unreachable_redis_fails_and_skips_what_depends_on_it(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
