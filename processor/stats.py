@@ -53,6 +53,8 @@ class Snapshot:
     #: Threads of live workers stuck in a handler call that timed out.
     abandoned_threads: int = 0
     handlers: dict[str, HandlerBacklog] = field(default_factory=dict)
+    #: What each live worker published with its heartbeat, by worker id.
+    workers: dict[str, WorkerInfo] = field(default_factory=dict)
 
 
 def _text(value: bytes | str) -> str:
@@ -77,7 +79,8 @@ def read_snapshot(client: redis.Redis, now_ms: int) -> Snapshot:
     snapshot = Snapshot(inbox=int(replies[0]), poison=int(replies[1]), workers_alive=len(alive))
     for worker, info in replies[3].items():
         if _text(worker) in alive:
-            snapshot.abandoned_threads += parse_worker_info(info).abandoned
+            published = snapshot.workers[_text(worker)] = parse_worker_info(info)
+            snapshot.abandoned_threads += published.abandoned
     for shard_stats in replies[4:]:
         for raw_field, raw_value in shard_stats.items():
             kind, _, handler = _text(raw_field).partition(":")

@@ -14,7 +14,7 @@ import redis
 
 from processor.cli.arguments import Verbs, duration, positive_int
 from processor.cli.context import connect, metrics_url, settings_for_redis
-from processor.cli.render import age, iso, print_json, render_table, say
+from processor.cli.render import age, iso, print_json, render_table, say, span
 from processor.cli.scrape import Reading, merged_buckets, quantile, scrape
 from processor.stats import Snapshot, read_snapshot
 from shared.settings import Settings
@@ -108,8 +108,10 @@ def _document(
     elapsed = reading.at_s - window.at_s if reading is not None and window is not None else 0.0
     names = sorted(set(snapshot.handlers) | set(reading.runs if reading else ()))
     handlers = {name: _handler(name, snapshot, reading, window, elapsed, now_ms) for name in names}
+    _mark_held(handlers, snapshot, settings.reorder_window_s)
     return {
         "at": iso(now_ms),
+        "reorder_window_s": settings.reorder_window_s,
         "inbox": snapshot.inbox,
         "poison": snapshot.poison,
         "workers_alive": snapshot.workers_alive,
@@ -142,6 +144,21 @@ def _handler(
             late_skipped=int(late.get("skipped", 0)),
         )
     return entry
+
+
+def _mark_held(handlers: dict[str, dict[str, Any]], snapshot: Snapshot, window_s: float) -> None:
+    # An ordered handler's newest events wait out the hold-back window before they may run (an earlier event may
+    # still arrive): an oldest pending event younger than the window is held, not stuck. Handlers that run
+    # events at once (order_by="none", as the live workers say) have no window.
+    unordered = {
+        str(handler["name"])
+        for info in snapshot.workers.values()
+        for handler in info.handlers or ()
+        if handler.get("ordered") is False
+    }
+    for name, entry in handlers.items():
+        oldest = entry["oldest_pending_age_s"]
+        entry["held_by_window"] = oldest is not None and oldest <= window_s and name not in unordered
 
 
 def _metrics(
@@ -193,7 +210,7 @@ def _show(document: dict[str, Any], args: argparse.Namespace, *, clear: bool) ->
             row: list[object] = [
                 name,
                 entry["pending"],
-                age(entry["oldest_pending_age_s"]),
+                _oldest(entry),
                 entry["dead"],
                 entry["skipped"],
             ]
@@ -211,6 +228,12 @@ def _show(document: dict[str, Any], args: argparse.Namespace, *, clear: bool) ->
         + (f" · {stuck} threads stuck in timed-out calls" if stuck else "")
         + f" · at {document['at']}"
     )
+    if any(entry["held_by_window"] for entry in handlers.values()):
+        window = span(document["reorder_window_s"])
+        say(
+            f"held (window): younger than the hold-back window (HOOKYARD_REORDER_WINDOW={window}); ordered handlers "
+            "wait that long for earlier events before they run one"
+        )
     expired = {name: entry["expired"] for name, entry in document["handlers"].items() if entry["expired"]}
     for name, counts in sorted(expired.items()):
         dropped = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
@@ -236,3 +259,8 @@ def _seconds(value: float | None) -> float | None:
 
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
+
+
+def _oldest(entry: dict[str, Any]) -> str | None:
+    shown = age(entry["oldest_pending_age_s"])
+    return f"{shown} held (window)" if entry["held_by_window"] else shown

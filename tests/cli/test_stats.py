@@ -101,6 +101,44 @@ def test_stats_json_from_redis_alone(scenario: Scenario, capsys: pytest.CaptureF
     assert document["metrics"]["error"]
 
 
+def test_an_oldest_pending_event_inside_the_window_is_held(
+    scenario: Scenario, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a hold-back window longer than the pending event has waited (about 8 minutes)
+    monkeypatch.setenv("HOOKYARD_REORDER_WINDOW", "10m")
+
+    assert main(["stats"]) == 0
+
+    handlers_part, footer = capsys.readouterr().out.split("\n\n")
+    by_name = {row[0]: row for row in table(handlers_part)[1:]}
+    assert re.fullmatch(r"7m \d\ds held \(window\)", by_name["cli.users"][2]), by_name
+    assert re.fullmatch(r"7m \d\ds held \(window\)", by_name["cli.strict"][2]), by_name
+    assert "held (window): younger than the hold-back window (HOOKYARD_REORDER_WINDOW=10m)" in footer
+
+
+def test_past_the_window_it_is_not_held(scenario: Scenario, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["stats", "--json"]) == 0
+
+    document = orjson.loads(capsys.readouterr().out)
+    assert document["reorder_window_s"] == 5.0
+    assert document["handlers"]["cli.users"]["held_by_window"] is False
+    assert document["handlers"]["cli.audit"]["held_by_window"] is False  # nothing pending
+
+
+def test_a_handler_the_workers_run_unordered_has_no_window(
+    scenario: Scenario, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given live workers whose cli.users runs events at once (order_by="none"), and a long window
+    monkeypatch.setenv("HOOKYARD_REORDER_WINDOW", "10m")
+    cli_state.publish_as_worker(redis_client, "w:1", cli_state.registry(order_by="none"))
+
+    assert main(["stats", "--json"]) == 0
+
+    handlers = orjson.loads(capsys.readouterr().out)["handlers"]
+    assert handlers["cli.users"]["held_by_window"] is False
+    assert handlers["cli.strict"]["held_by_window"] is False
+
+
 def test_stats_counts_inbox_poison_and_workers(
     scenario: Scenario, redis_client: redis.Redis, capsys: pytest.CaptureFixture[str]
 ) -> None:
