@@ -30,6 +30,9 @@ class Plan:
     future_keys: int  # keys with one far-future event amid ordinary ones
     faults: tuple[str, ...]
     drain_timeout_s: float
+    # Whether latency bounds decide PASS. Timing belongs to the full run (`make chaos`, a machine to itself);
+    # the smoke run inside `make test` reports the same figures but judges correctness only.
+    timing_gates: bool = True
 
     @property
     def lease_s(self) -> float:
@@ -91,5 +94,6 @@ SIZES = {
         future_keys=1,
         faults=FAULTS,
         drain_timeout_s=45.0,
+        timing_gates=False,
     ),
 }
