@@ -1,9 +1,9 @@
 """Durable enqueue of accepted deliveries: many concurrent appends, one Redis round trip per batch.
 
 Requests park a (message, future) pair in `pending`; a single flusher task writes everything pending with one
-atomic script call (RPUSH of the batch + the workers' wake hint) and resolves the futures. While a write is in
-flight new appends accumulate for the next one, so the batch size follows the load without a timer adding
-latency at low load.
+atomic script call (RPUSH of the batch + the workers' wake hint, receiver/inbox_connection.py) and resolves the
+futures. While a write is in flight new appends accumulate for the next one, so the batch size follows the load
+without a timer adding latency at low load.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Final
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from receiver.inbox_connection import InboxConnection
 from receiver.metrics import ReceiverMetrics
 from shared.errors import StoreUnavailable
-from shared.keys import INBOX, INBOX_WAKE
 from shared.logging import get_logger
 
 __all__ = ["MAX_BATCH_BYTES", "MAX_BATCH_MESSAGES", "InboxWriter"]
@@ -29,15 +29,6 @@ MAX_BATCH_BYTES: Final = 4 << 20
 
 # A logger is fetched where it is used: one bound at import would keep the logging setup of import time.
 _LOGGER = "hookyard.receiver.inbox"
-_APPEND_KEYS: Final = [INBOX, INBOX_WAKE]
-# Appends a batch of messages to the inbox and leaves one "new work" hint on the wake list workers block on
-# (one hint is as good as many) — one atomic command and one reply, cheaper than a MULTI of three commands.
-_APPEND_LUA: Final = """
-redis.call('RPUSH', KEYS[1], unpack(ARGV))
-redis.call('RPUSH', KEYS[2], 1)
-redis.call('LTRIM', KEYS[2], -1, -1)
-return 1
-"""
 
 
 class _Append:
@@ -63,8 +54,7 @@ class InboxWriter:
         max_batch_messages: int = MAX_BATCH_MESSAGES,
         max_batch_bytes: int = MAX_BATCH_BYTES,
     ) -> None:
-        self._redis = redis
-        self._append_script = redis.register_script(_APPEND_LUA)
+        self._connection = InboxConnection(redis)
         self._timeout_s = timeout_s
         self._metrics = metrics
         self._max_batch_messages = max_batch_messages
@@ -112,6 +102,7 @@ class InboxWriter:
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
+        await self._connection.close()
 
     @property
     def pending(self) -> int:
@@ -174,7 +165,7 @@ class InboxWriter:
             try:
                 # Past the newest deadline in the batch nobody waits for this write any more.
                 async with asyncio.timeout_at(batch[-1].deadline):
-                    await self._append_script(keys=_APPEND_KEYS, args=[entry.message for entry in batch])
+                    await self._connection.append([entry.message for entry in batch])
             except (RedisError, OSError, TimeoutError) as exc:
                 if not self._failing:
                     self._failing = True

@@ -48,8 +48,6 @@ class ClientPolicy:
     health_check_interval_s: int = 0
     #: TCP keepalive: a long-lived pool notices a vanished peer (a failed-over Redis) even while idle.
     keepalive: bool = False
-    #: One connection, commands taking turns, instead of a pool: for a client whose commands are serial anyway.
-    single_connection: bool = False
 
 
 def receiver_hot_path(enqueue_timeout_s: float) -> ClientPolicy:
@@ -57,15 +55,12 @@ def receiver_hot_path(enqueue_timeout_s: float) -> ClientPolicy:
 
     A retried RPUSH whose first reply was lost would store an event twice, and retries with backoff would stall
     a request past that deadline: the sender retries instead, and the processor drops duplicates by event id.
-    One connection: the inbox writes one batch at a time, and skipping the pool's checkout and return on every
-    call saves about a fifth of the client's CPU per write (readiness probes wait their turn, bounded by theirs).
     """
     return ClientPolicy(
         name="receiver",
         socket_timeout_s=enqueue_timeout_s,
         connect_timeout_s=min(RECEIVER_CONNECT_TIMEOUT_S, enqueue_timeout_s),
         keepalive=True,
-        single_connection=True,
     )
 
 
@@ -83,14 +78,13 @@ OPERATOR: Final = ClientPolicy(name="operator", socket_timeout_s=3.0, connect_ti
 
 
 def redis_client(url: str, policy: ClientPolicy) -> redis.Redis:
-    """A blocking client for `url` under `policy`; it connects on first use (at once, for a single connection)."""
+    """A blocking client for `url` under `policy`; it connects lazily, on first use."""
     return redis.Redis.from_url(
         url,
         socket_timeout=policy.socket_timeout_s,
         socket_connect_timeout=policy.connect_timeout_s,
         socket_keepalive=policy.keepalive,
         health_check_interval=policy.health_check_interval_s,
-        single_connection_client=policy.single_connection,
         retry=redis.retry.Retry(NoBackoff(), 0),
     )
 
@@ -103,7 +97,6 @@ def async_redis_client(url: str, policy: ClientPolicy) -> redis.asyncio.Redis:
         socket_connect_timeout=policy.connect_timeout_s,
         socket_keepalive=policy.keepalive,
         health_check_interval=policy.health_check_interval_s,
-        single_connection_client=policy.single_connection,
         retry=redis.asyncio.retry.Retry(NoBackoff(), 0),
     )
 

@@ -161,3 +161,46 @@ async def test_an_append_cancelled_while_waiting_is_not_written(async_redis: Red
         await dropped
     assert redis_client.lrange(INBOX, 0, -1) == [b"warm", b"first", b"kept"]
     await writer.close()
+
+
+async def test_scripts_flushed_from_redis_are_sent_again(async_redis: Redis, redis_client: redis.Redis) -> None:
+    # Given a writer whose script Redis has cached, then forgotten (as after a restart without persistence)
+    writer = InboxWriter(async_redis, timeout_s=2.0)
+    await writer.append(b"before")
+    redis_client.script_flush()
+
+    # When it appends again, the write still lands, once
+    await writer.append(b"after")
+
+    assert redis_client.lrange(INBOX, 0, -1) == [b"before", b"after"]
+    await writer.close()
+
+
+async def test_the_writer_reconnects_after_redis_comes_back(
+    redis_server: EmbeddedRedis, async_redis: Redis, redis_client: redis.Redis
+) -> None:
+    # Given a writer whose connection Redis dropped by going away
+    writer = InboxWriter(async_redis, timeout_s=1.0)
+    await writer.append(b"before")
+    redis_server.stop()
+    with pytest.raises(StoreUnavailable):
+        await writer.append(b"lost")
+
+    # When Redis is back, the next append opens a fresh connection and lands
+    redis_server.start()
+    await writer.append(b"after")
+
+    assert redis_client.lrange(INBOX, -1, -1) == [b"after"]
+    await writer.close()
+
+
+async def test_close_gives_the_connection_back_to_the_pool(async_redis: Redis) -> None:
+    writer = InboxWriter(async_redis, timeout_s=2.0)
+    await writer.append(b"one")
+    pool = async_redis.connection_pool
+    # redis-py has no public count of checked-out connections
+    assert len(pool._in_use_connections) == 1  # held by the writer between writes
+
+    await writer.close()
+
+    assert len(pool._in_use_connections) == 0

@@ -58,7 +58,6 @@ def test_the_blocking_client_carries_the_policy(policy: ClientPolicy, redis_url:
         assert kwargs["health_check_interval"] == policy.health_check_interval_s
         assert kwargs["socket_keepalive"] is policy.keepalive
         assert client.connection_pool.make_connection().retry.get_retries() == 0
-        assert (client.connection is not None) is policy.single_connection
     finally:
         client.close()
 
@@ -74,7 +73,6 @@ async def test_the_asyncio_client_carries_the_policy(policy: ClientPolicy, redis
         assert kwargs["socket_keepalive"] is policy.keepalive
         assert client.connection_pool.make_connection().retry.get_retries() == 0
         assert await client.ping()
-        assert (client.connection is not None) is policy.single_connection
     finally:
         await client.aclose()
 
