@@ -1,16 +1,19 @@
 """Hookyard's configuration: read once from the environment, cast, validated, immutable.
 
 Every setting Hookyard reads is parsed here and documented in docs/configuration.md; no other module reads
-`os.environ`. An invalid value raises `ConfigError` naming the setting, so a process refuses to start.
+`os.environ`. An invalid value raises `ConfigError` naming the setting, so a process refuses to start. A
+`HOOKYARD_*` variable that no setting reads (`HOOKYARD_REORDER_WINDOWS`) would be ignored without a word: it is
+reported once per process as an `UnknownSettingWarning` naming the closest setting there is.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
 
 from shared.errors import ConfigError
 
@@ -19,6 +22,7 @@ __all__ = [
     "Secret",
     "Settings",
     "SourceConfig",
+    "UnknownSettingWarning",
     "parse_duration",
 ]
 
@@ -28,8 +32,12 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+_OURS = "HOOKYARD_"
+_SOURCE_SETTING = re.compile(r"^HOOKYARD_SOURCE_[A-Z0-9_]+_(SECRETS|TOLERANCE)$")
 
-T = TypeVar("T")
+
+class UnknownSettingWarning(UserWarning):
+    """A `HOOKYARD_*` environment variable that no setting reads: most likely a misspelt one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,38 +96,52 @@ def _parse_secrets(setting: str, raw: str) -> tuple[Secret, ...]:
 
 
 class _Reader:
-    """Reads and casts settings, remembering which names were read (docs/configuration.md is tested against it)."""
+    """Reads and casts settings, remembering which names were read (the known names, for `warn_unknown`)."""
 
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
+        self.names: set[str] = set()
+
+    def raw(self, name: str) -> str | None:
+        self.names.add(name)
+        return self.env.get(name)
 
     def text(self, name: str, default: str) -> str:
-        return self.env.get(name, default).strip() or default
-
-    def cast(self, name: str, default: T, cast: Callable[[str], T]) -> T:
-        raw = self.env.get(name)
-        if raw is None or not raw.strip():
-            return default
-        try:
-            return cast(raw.strip())
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(name, f"invalid value {raw!r} ({exc})") from None
+        return (self.raw(name) or "").strip() or default
 
     def integer(self, name: str, default: int, *, minimum: int = 0, maximum: int = 2**31) -> int:
-        value = self.cast(name, default, int)
+        raw = (self.raw(name) or "").strip()
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(name, f"expected a whole number, got {raw!r}") from None
         if not minimum <= value <= maximum:
             raise ConfigError(name, f"must be between {minimum} and {maximum}, got {value}")
         return value
 
+    def warn_unknown(self) -> None:
+        """Warn about every `HOOKYARD_*` variable set but never read, suggesting the closest name read."""
+        known = sorted(self.names)
+        for name in sorted(n for n in self.env if n.startswith(_OURS) and n not in self.names):
+            closest = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {closest[0]}?" if closest else ""
+            if _SOURCE_SETTING.match(name):
+                hint = "; is its source listed in HOOKYARD_SOURCES?"
+            # Always from this line: the warnings registry then shows each message once per process, however
+            # many times the settings are built.
+            warnings.warn(f"{name} is not a Hookyard setting and is ignored{hint}", UnknownSettingWarning, stacklevel=1)
+
     def duration(self, name: str, default: float, *, minimum: float = 0.0) -> float:
-        raw = self.env.get(name)
+        raw = self.raw(name)
         value = default if raw is None or not raw.strip() else parse_duration(name, raw)
         if value < minimum:
             raise ConfigError(name, f"must be at least {minimum} s, got {value} s")
         return value
 
     def flag(self, name: str, default: bool) -> bool:
-        raw = self.env.get(name)
+        raw = self.raw(name)
         if raw is None:
             return default
         lowered = raw.strip().lower()
@@ -136,7 +158,7 @@ class _Reader:
         return value
 
     def csv(self, name: str) -> tuple[str, ...]:
-        return tuple(p.strip() for p in self.env.get(name, "").split(",") if p.strip())
+        return tuple(p.strip() for p in (self.raw(name) or "").split(",") if p.strip())
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +215,7 @@ class Settings:
         retention = read.duration("HOOKYARD_RETENTION", 7 * 86400.0, minimum=60.0)
         letter_retention = read.duration("HOOKYARD_DEAD_LETTER_RETENTION", max(30 * 86400.0, retention), minimum=60.0)
         threads = read.integer("HOOKYARD_WORKER_THREADS", 8, minimum=1, maximum=512)
-        return cls(
+        settings = cls(
             redis_url=redis_url,
             sources=sources,
             host=read.text("HOOKYARD_HOST", "127.0.0.1"),
@@ -222,6 +244,8 @@ class Settings:
             log_format=read.choice("HOOKYARD_LOG_FORMAT", "auto", ("auto", "json", "console")),
             data_dir=read.text("HOOKYARD_DATA_DIR", ".hookyard"),
         )
+        read.warn_unknown()  # once everything was read: the names read are the names known
+        return settings
 
     @property
     def lease_s(self) -> float:

@@ -20,10 +20,12 @@ from processor.cli.dlq import add_parser as add_dlq
 from processor.cli.doctor import add_parser as add_doctor
 from processor.cli.events import add_parser as add_events
 from processor.cli.handlers import add_parser as add_handlers
+from processor.cli.render import warnings_as_lines
 from processor.cli.send import add_parser as add_send
 from processor.cli.servers import add_receiver_parser, add_worker_parser
 from processor.cli.stats import add_parser as add_stats
 from processor.cli.verify import add_parser as add_verify
+from processor.stats import hookyard_version
 from shared.errors import ConfigError, HookyardError
 
 __all__ = ["main"]
@@ -31,6 +33,7 @@ __all__ = ["main"]
 
 def main(argv: list[str] | None = None) -> int:
     """Run one `hookyard` verb; returns the process exit code (2 for a configuration error)."""
+    warnings_as_lines()
     parser = build_parser()
     args = parser.parse_args(argv)
     environ = dict(os.environ)
@@ -58,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Receive WorkOS webhooks and dispatch them to handlers, in order, exactly once.",
         epilog="`hookyard <verb> --help` says more about each verb.",
     )
+    parser.add_argument("--version", action="version", version=f"hookyard {hookyard_version() or '(not installed)'}")
     verbs = parser.add_subparsers(dest="verb", metavar="<verb>", required=True)
     for add_verb in _VERBS:
         add_verb(verbs)

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, TextIO
 
 import orjson
+
+from shared.settings import UnknownSettingWarning
 
 __all__ = [
     "Marks",
@@ -23,6 +26,7 @@ __all__ = [
     "say",
     "span",
     "warn",
+    "warnings_as_lines",
 ]
 
 
@@ -42,6 +46,23 @@ def say(line: str = "") -> None:
 
 def warn(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
+
+
+def warnings_as_lines() -> None:
+    """Show a setting warning (a misspelt `HOOKYARD_*` name) as one `hookyard: warning: …` line on stderr instead
+    of Python's file name, line number and source line; any other warning keeps Python's format."""
+    warnings.formatwarning = _one_line
+
+
+_PYTHON_FORMAT = warnings.formatwarning
+
+
+def _one_line(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
+) -> str:
+    if issubclass(category, UnknownSettingWarning):
+        return f"hookyard: warning: {message}\n"
+    return _PYTHON_FORMAT(message, category, filename, lineno, line)
 
 
 class Marks:

@@ -3,14 +3,17 @@ command, and the public surface is `main`. Each verb has its own test module (te
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 
 from processor.cli import main
 from shared.samples import EVENT_TYPES
+from shared.settings import UnknownSettingWarning
 
 
 @pytest.mark.parametrize(
@@ -113,3 +116,61 @@ def test_python_dash_m_runs_the_cli() -> None:
 
     assert done.returncode == 0, done.stderr
     assert "usage: hookyard" in done.stdout
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"hookyard {metadata.version('hookyard')}\n"
+
+
+# --- settings as the operator typed them ----------------------------------------------------------------------
+
+
+def test_a_word_for_a_number_is_named_plainly(
+    env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HOOKYARD_WORKERS", "two")
+
+    assert main(["handlers", "--local"]) == 2
+
+    assert capsys.readouterr().err == (
+        "hookyard: configuration error: HOOKYARD_WORKERS: expected a whole number, got 'two'\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("HOOKYARD_REORDER_WINDOWS", "did you mean HOOKYARD_REORDER_WINDOW?"),
+        ("HOOKYARD_WORKER", "did you mean HOOKYARD_WORKERS?"),
+        ("HOOKYARD_SOURCE_STAGING_SECRETS", "is its source listed in HOOKYARD_SOURCES?"),
+    ],
+)
+def test_a_misspelt_setting_is_not_ignored_silently(
+    name: str, hint: str, env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(name, "1s")
+
+    with pytest.warns(UnknownSettingWarning) as warned:
+        assert main(["handlers", "--local"]) == 0
+
+    assert [str(w.message) for w in warned] == [f"{name} is not a Hookyard setting and is ignored; {hint}"]
+
+
+def test_the_warning_is_one_line_once_per_process(env: Path) -> None:
+    # A real process (no pytest filters) that builds its settings twice
+    environ = {**os.environ, "HOOKYARD_REORDER_WINDOWS": "1s", "HOOKYARD_DATA_DIR": str(env)}
+    environ.pop("PYTHONWARNINGS", None)
+    twice = "from processor.cli import main; main(['handlers', '--local']); main(['handlers', '--local'])"
+    done = subprocess.run(
+        [sys.executable, "-c", twice], capture_output=True, text=True, timeout=60, check=False, env=environ
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == (
+        "hookyard: warning: HOOKYARD_REORDER_WINDOWS is not a Hookyard setting and is ignored; "
+        "did you mean HOOKYARD_REORDER_WINDOW?\n"
+    )
