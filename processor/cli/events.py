@@ -1,34 +1,35 @@
-"""`hookyard events list|show`: the archive of received events (kept `HOOKYARD_RETENTION`), newest first, and
-one event in full — its envelope, its times, and where it stands with every handler it was routed to."""
+"""`hookyard events list|show`: the archive of received events (kept `HOOKYARD_RETENTION`), newest first, filtered
+or followed as they arrive, and one event in full — its envelope, its times, and where it stands with every handler
+it was routed to."""
 
 from __future__ import annotations
 
 import argparse
-import fnmatch
-import heapq
+import itertools
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import orjson
 import redis
 
 from processor.cli.arguments import Verbs, positive_int, source_name, time_bound
 from processor.cli.context import connect, load_registry, settings_for_redis
+from processor.cli.event_index import EventFilter, IndexedEvent, StatusLookup, follow, newest
 from processor.cli.event_status import HandlerStatus, handler_statuses
 from processor.cli.render import age, iso, print_json, render_table, say
 from processor.handlers import Registry
 from processor.records import ArchivedEvent
 from shared import keys
+from shared.clock import wall_ms
 from shared.errors import HookyardError, RegistrationError
 from shared.settings import DEFAULT_SOURCE, Settings
 
 __all__ = ["add_parser"]
 
-_FIELDS = ("source", "type", "received", "issued", "signed", "targets")
-_PAGE = 200
+_STATUSES = ("pending", "running", "dead", "skipped", "done")
+_FOLLOW_POLL_S = 0.5
+_FOLLOW_LINE = "{:<24}  {:<44}  {:<32}  {:<8}  {}"
 
 
 def add_parser(verbs: Verbs) -> None:
@@ -41,16 +42,35 @@ def add_parser(verbs: Verbs) -> None:
 
     listing = actions.add_parser(
         "list",
-        help="received events, newest first",
-        description="Received events, newest first, from every shard's event index.",
+        help="received events, newest first (or followed as they arrive)",
+        description=(
+            "Received events, newest first, from every shard's event index. Filters combine: all must match. "
+            "With --follow, the last --limit events oldest first, then every new one as it is indexed, until "
+            "Ctrl-C (as tail -f)."
+        ),
     )
     listing.add_argument("--type", metavar="T", help="event type, or a glob such as 'dsync.user.*'")
     listing.add_argument("--source", type=source_name, help="only events of this sender")
+    listing.add_argument(
+        "--resource",
+        metavar="ID",
+        help="only events about this object: its data's id, a nested object's id (a membership's user or group), "
+        "or a *_id field (directory_id, organization_id)",
+    )
+    listing.add_argument("--handler", metavar="H", help="only events routed to this handler")
+    listing.add_argument(
+        "--status",
+        choices=_STATUSES,
+        help="only events with this status with --handler (or with any of their handlers); not with --follow",
+    )
     listing.add_argument("--since", type=time_bound, metavar="T", help="received at or after T (ISO-8601, or 2h, 7d)")
     listing.add_argument("--until", type=time_bound, metavar="T", help="received at or before T")
     listing.add_argument("--limit", type=positive_int, default=20, metavar="N", help="at most N events (default 20)")
-    listing.add_argument("--json", action="store_true", help="print one JSON document")
-    listing.set_defaults(run=_list)
+    listing.add_argument("-f", "--follow", action="store_true", help="then print new events as they arrive")
+    listing.add_argument(
+        "--json", action="store_true", help="print one JSON document (with --follow: one JSON object per line)"
+    )
+    listing.set_defaults(run=_list, parser=listing)
 
     show = actions.add_parser(
         "show",
@@ -72,21 +92,19 @@ def add_parser(verbs: Verbs) -> None:
 # --- list -----------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Row:
-    source: str
-    event_id: str
-    received_ms: int
-    fields: dict[str, str]
-
-
 def _list(args: argparse.Namespace, environ: dict[str, str]) -> int:
+    if args.follow and args.status:
+        args.parser.error("--status is not known when an event arrives: it cannot be followed")
     settings = settings_for_redis(environ)
-    now_ms = int(time.time() * 1000)
+    now_ms = wall_ms()
     since = args.since.resolve(now_ms) if args.since else None
     until = args.until.resolve(now_ms) if args.until else None
+    wanted = EventFilter(args.source, args.type, args.resource, args.handler, args.status)
     with connect(settings) as client:
-        rows = _newest(client, since=since, until=until, source=args.source, type_glob=args.type, limit=args.limit)
+        status_of = _status_lookup(client, settings, now_ms) if args.status else None
+        rows = newest(client, wanted, since=since, until=until, limit=args.limit, status_of=status_of)
+        if args.follow:
+            return _follow(client, wanted, rows, args)
     if args.json:
         print_json({"events": [_row_json(row) for row in rows]})
         return 0
@@ -109,101 +127,51 @@ def _list(args: argparse.Namespace, environ: dict[str, str]) -> int:
     return 0
 
 
-def _newest(
-    client: redis.Redis,
-    *,
-    since: int | None,
-    until: int | None,
-    source: str | None,
-    type_glob: str | None,
-    limit: int,
-) -> list[_Row]:
-    rows: list[_Row] = []
-    # Index pages are read by offset while the receiver may add events at the top: an event can come round twice.
-    seen: set[str] = set()
-    candidates = _merged_index(client, since, until)
-    while len(rows) < limit:
-        batch = []
-        for source_and_id, received in candidates:
-            if source_and_id in seen:
-                continue
-            seen.add(source_and_id)
-            member_source, _, event_id = source_and_id.partition(":")
-            if source is None or member_source == source:
-                batch.append((member_source, event_id, received))
-            if len(batch) >= _PAGE:
-                break
-        if not batch:
-            break
-        pipe = client.pipeline(transaction=False)
-        for member_source, event_id, _ in batch:
-            pipe.hmget(keys.event_keys(member_source, event_id).archive, _FIELDS)
-        for (member_source, event_id, received), values in zip(batch, pipe.execute(), strict=True):
-            if values[0] is None:
-                continue  # past retention: the archive entry expired before the index was trimmed
-            fields = {name: value.decode() for name, value in zip(_FIELDS, values, strict=True) if value is not None}
-            if type_glob is not None and not fnmatch.fnmatchcase(fields.get("type", ""), type_glob):
-                continue
-            rows.append(_Row(member_source, event_id, received, fields))
-            if len(rows) >= limit:
-                break
-    return rows
+def _follow(client: redis.Redis, wanted: EventFilter, rows: list[IndexedEvent], args: argparse.Namespace) -> int:
+    # As `tail -f`: the last --limit events oldest first, then each new one as it is indexed, until Ctrl-C.
+    if not args.json:
+        say(_FOLLOW_LINE.format("RECEIVED", "TYPE", "EVENT ID", "SOURCE", "HANDLERS").rstrip())
+    try:
+        for row in itertools.chain(reversed(rows), follow(client, wanted, clock_ms=wall_ms, pause=_wait_for_more)):
+            if args.json:
+                print_json(_row_json(row), compact=True)
+            else:
+                received = iso(row.received_ms)
+                handlers = row.fields.get("targets") or "(none)"
+                say(_FOLLOW_LINE.format(received, row.fields.get("type"), row.event_id, row.source, handlers))
+    except KeyboardInterrupt:
+        pass  # the way out of --follow, not a failure
+    return 0
 
 
-def _merged_index(client: redis.Redis, since: int | None, until: int | None) -> Iterator[tuple[str, int]]:
-    """Every shard's event index merged newest first, read a page per shard at a time."""
-    low = "-inf" if since is None else since
-    high = "+inf" if until is None else until
-    offsets = dict.fromkeys(range(keys.SHARDS), 0)
-
-    def page(shard: int) -> list[tuple[bytes, float]]:
-        # The index key depends on the shard alone; shared/keys.py names it only through EventKeys.
-        index = keys.EventKeys(shard, "", "").index
-        found = cast(
-            list[tuple[bytes, float]],
-            client.zrevrangebyscore(index, high, low, start=offsets[shard], num=_PAGE, withscores=True),
-        )
-        offsets[shard] += len(found)
-        return found
-
-    # Ties (one millisecond) come out as ZREVRANGEBYSCORE gives them within a shard: the greater member first.
-    heap: list[tuple[float, _Descending, int]] = []
-    buffers: dict[int, list[tuple[bytes, float]]] = {}
-    for shard in range(keys.SHARDS):
-        buffers[shard] = page(shard)[::-1]  # popped from the end: newest last
-        if buffers[shard]:
-            first, score = buffers[shard].pop()
-            heapq.heappush(heap, (-score, _Descending(first.decode()), shard))
-    while heap:
-        negative_score, member, shard = heapq.heappop(heap)
-        yield member.text, int(-negative_score)
-        if not buffers[shard] and offsets[shard] % _PAGE == 0 and offsets[shard]:
-            buffers[shard] = page(shard)[::-1]
-        if buffers[shard]:
-            next_member, score = buffers[shard].pop()
-            heapq.heappush(heap, (-score, _Descending(next_member.decode()), shard))
+def _wait_for_more() -> None:
+    time.sleep(_FOLLOW_POLL_S)
 
 
-@dataclass(frozen=True, slots=True)
-class _Descending:
-    """A string that sorts backwards, for a min-heap that must yield the greater one first."""
+def _status_lookup(client: redis.Redis, settings: Settings, now_ms: int) -> StatusLookup:
+    registry = _registry_or_none(settings) or Registry()
+    window_ms = int(settings.reorder_window_s * 1000)
 
-    text: str
+    def status_of(archived: ArchivedEvent) -> dict[str, str]:
+        found = handler_statuses(client, registry, archived, now_ms, window_ms=window_ms)
+        return {status.handler: status.status for status in found}
 
-    def __lt__(self, other: _Descending) -> bool:
-        return self.text > other.text
+    return status_of
 
 
-def _row_json(row: _Row) -> dict[str, Any]:
-    return {
+def _row_json(row: IndexedEvent) -> dict[str, Any]:
+    document: dict[str, Any] = {
         "source": row.source,
         "event_id": row.event_id,
         "type": row.fields.get("type"),
         "received_at": iso(row.received_ms),
         "issued_at": iso(_int(row.fields.get("issued"))),
         "signed_at": iso(_int(row.fields.get("signed"))),
-        "handlers": [name for name in row.fields.get("targets", "").split(",") if name],
+        "handlers": row.handlers,
     }
+    if row.statuses is not None:
+        document["statuses"] = row.statuses
+    return document
 
 
 # --- show -----------------------------------------------------------------------------------------------------
@@ -212,7 +180,7 @@ def _row_json(row: _Row) -> dict[str, Any]:
 def _show(args: argparse.Namespace, environ: dict[str, str]) -> int:
     settings = settings_for_redis(environ)
     sources = [args.source] if args.source else sorted({DEFAULT_SOURCE, *settings.sources})
-    now_ms = int(time.time() * 1000)
+    now_ms = wall_ms()
     with connect(settings) as client:
         found = _find(client, sources, args.event_id)
         if args.raw:

@@ -4,13 +4,14 @@ handler — done, dead, skipped (late), pending, and unknown for a handler that 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import orjson
 import pytest
 
 from processor import Registry
-from processor.cli import events, main
+from processor.cli import event_index, events, main
 from processor.testing import Harness
 from shared import keys
 from tests.fixtures import cli_state
@@ -75,6 +76,17 @@ def test_list_json(scenario: Scenario, capsys: pytest.CaptureFixture[str]) -> No
         (["--since", "1h"], {"done", "dead", "newer", "late", "pending", "connection"}),
         (["--since", "2m"], set()),
         (["--until", "9m"], {"done", "dead", "newer", "connection"}),
+        (["--resource", "user_c"], {"newer", "late"}),
+        (["--resource", "conn_1"], {"connection"}),
+        (["--resource", "user_c", "--type", "dsync.user.created"], set()),
+        (["--handler", "cli.strict"], {"done", "dead", "newer", "late", "pending"}),
+        (["--handler", "cli.audit"], {"done", "dead", "newer", "late", "pending", "connection"}),
+        (["--status", "dead"], {"dead"}),
+        (["--status", "skipped", "--handler", "cli.strict"], {"late"}),
+        (["--status", "skipped", "--handler", "cli.users"], set()),
+        (["--status", "pending", "--handler", "cli.users"], {"pending"}),
+        (["--status", "done", "--handler", "cli.users"], {"done", "newer", "late"}),
+        (["--status", "pending", "--handler", "cli.audit"], set()),
     ],
 )
 def test_list_filters(
@@ -88,6 +100,78 @@ def test_list_filters(
     assert found == expected
 
 
+def test_list_json_with_a_status_filter_has_every_handlers_status(
+    scenario: Scenario, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["events", "list", "--json", "--status", "skipped"]) == 0
+
+    [late] = orjson.loads(capsys.readouterr().out)["events"]
+    assert late["event_id"] == scenario.late
+    assert late["statuses"] == {"cli.users": "done", "cli.strict": "skipped", "cli.audit": "done"}
+
+
+HARNESS_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[")
+
+
+# --- list --follow ----------------------------------------------------------------------------------------------
+
+
+def ours(out: str) -> str:
+    """What the CLI printed, without the log lines of the harness delivering events meanwhile."""
+    return "\n".join(line for line in out.splitlines() if not HARNESS_LOG_LINE.match(line))
+
+
+def arriving(yard: Harness, *events: tuple[str, str, str]) -> Callable[[], None]:
+    """A stand-in for the pause between looks: `events` (id, type, resource) arrive during the first pause,
+    nothing during the second, and Ctrl-C ends the third."""
+    looks = 0
+
+    def pause() -> None:
+        nonlocal looks
+        looks += 1
+        if looks == 1:
+            yard.clock.set(int(time.time() * 1000))  # received now, as --follow looks at the last seconds
+            for event_id, event_type, resource in events:
+                yard.deliver(cli_state.envelope(event_id, event_type, yard.clock(), {"id": resource}))
+            yard.step()
+        elif looks > 2:
+            raise KeyboardInterrupt
+
+    return pause
+
+
+def test_follow_prints_the_last_events_then_new_ones_as_json_lines(
+    yard: Harness, scenario: Scenario, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    monkeypatch.setattr(events, "_wait_for_more", arriving(yard, ("event_07_new", "dsync.user.created", "user_e")))
+
+    assert main(["events", "list", "--follow", "--json", "--limit", "2"]) == 0
+
+    lines = [orjson.loads(line) for line in ours(capsys.readouterr().out).splitlines()]
+    assert [line["event_id"] for line in lines] == [scenario.late, scenario.pending, "event_07_new"]
+    assert lines[-1]["handlers"] == ["cli.users", "cli.strict", "cli.audit"]
+
+
+def test_follow_filters_what_arrives(
+    yard: Harness, scenario: Scenario, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arrivals = [
+        ("event_07_user", "dsync.user.updated", "user_e"),
+        ("event_08_conn", "connection.activated", "conn_2"),
+        ("event_09_user", "dsync.user.deleted", "user_f"),
+    ]
+    capsys.readouterr()
+    monkeypatch.setattr(events, "_wait_for_more", arriving(yard, *arrivals))
+
+    assert main(["events", "list", "--follow", "--type", "dsync.user.*", "--since", "1m"]) == 0
+
+    header, *rows = table(ours(capsys.readouterr().out))
+    assert header == ["RECEIVED", "TYPE", "EVENT ID", "SOURCE", "HANDLERS"]
+    assert [row[2] for row in rows] == ["event_07_user", "event_09_user"]
+    assert rows[0][1:] == ["dsync.user.updated", "event_07_user", "workos", "cli.users,cli.strict,cli.audit"]
+
+
 def test_list_of_nothing(yard: Harness, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["events", "list"]) == 0
     assert capsys.readouterr().out == "no events\n"
@@ -97,7 +181,7 @@ def test_list_reads_past_the_first_page_of_every_shard(
     yard: Harness, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given index pages of 3 and many times more events than the first pages of all shards hold together
-    monkeypatch.setattr(events, "_PAGE", 3)
+    monkeypatch.setattr(event_index, "_PAGE", 3)
     for i in range(120):
         yard.deliver(cli_state.envelope(f"event_bulk_{i:04d}", "connection.activated", yard.clock(), {"id": "c"}))
         yard.clock.advance(0.001)

@@ -1,0 +1,234 @@
+"""Reading the event archive for `hookyard events list`: every shard's event index merged newest first, each entry's
+archived fields, the filters an operator narrows them with, and following the index as events arrive."""
+
+from __future__ import annotations
+
+import fnmatch
+import heapq
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, cast
+
+import orjson
+import redis
+
+from processor.records import ArchivedEvent
+from shared import keys
+
+__all__ = ["FOLLOW_LOOKBACK_MS", "EventFilter", "IndexedEvent", "StatusLookup", "follow", "merged_index", "newest"]
+
+_FIELDS = ("source", "type", "received", "issued", "signed", "targets")
+_PAGE = 200
+#: `--follow` looks this far back for events indexed since its last look: ingest normally indexes an event well
+#: within a second of its receipt; one indexed later than this (a long ingest backlog) is not shown.
+FOLLOW_LOOKBACK_MS = 10_000
+
+#: The status of an event with each handler it was routed to (`event_status.handler_statuses`, by handler).
+StatusLookup = Callable[[ArchivedEvent], dict[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedEvent:
+    source: str
+    event_id: str
+    received_ms: int
+    fields: dict[str, str]
+    #: Each target handler's status, when a filter asked for it.
+    statuses: dict[str, str] | None = None
+
+    @property
+    def handlers(self) -> list[str]:
+        return [name for name in self.fields.get("targets", "").split(",") if name]
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """What `events list` narrows the archive to; every given criterion must hold."""
+
+    source: str | None = None
+    type_glob: str | None = None
+    #: The event is about this object: its data's id, the id of an object it nests (a membership's user or group,
+    #: a certificate's connection), or one of its `*_id` fields (directory_id, organization_id).
+    resource: str | None = None
+    #: Routed to this handler (with `status`: its status with this handler).
+    handler: str | None = None
+    #: pending, running, dead, skipped or done with `handler`, or with any of its handlers.
+    status: str | None = None
+
+    @property
+    def needs_archive(self) -> bool:
+        """Whether matching needs the whole archive entry (the body, the routes), not only the indexed fields."""
+        return self.resource is not None or self.status is not None
+
+    def matches_fields(self, source: str, fields: dict[str, str]) -> bool:
+        if self.source is not None and source != self.source:
+            return False
+        if self.type_glob is not None and not fnmatch.fnmatchcase(fields.get("type", ""), self.type_glob):
+            return False
+        return self.handler is None or self.handler in fields.get("targets", "").split(",")
+
+    def matches_archive(self, archived: ArchivedEvent, statuses: dict[str, str] | None) -> bool:
+        if self.resource is not None and self.resource not in _resource_ids(archived.raw):
+            return False
+        if self.status is None or statuses is None:
+            return True
+        if self.handler is not None:
+            return statuses.get(self.handler) == self.status
+        return self.status in statuses.values()
+
+
+def newest(
+    client: redis.Redis,
+    wanted: EventFilter,
+    *,
+    since: int | None,
+    until: int | None,
+    limit: int,
+    status_of: StatusLookup | None = None,
+) -> list[IndexedEvent]:
+    """Up to `limit` archived events that match, newest first."""
+    rows: list[IndexedEvent] = []
+    # Index pages are read by offset while the receiver may add events at the top: an event can come round twice.
+    seen: set[str] = set()
+    candidates = merged_index(client, since, until)
+    while len(rows) < limit:
+        batch = []
+        for member, received in candidates:
+            if member in seen:
+                continue
+            seen.add(member)
+            source = member.partition(":")[0]
+            if wanted.source is None or source == wanted.source:
+                batch.append((member, received))
+            if len(batch) >= _PAGE:
+                break
+        if not batch:
+            break
+        for row in _read(client, batch, wanted, status_of):
+            rows.append(row)
+            if len(rows) >= limit:
+                break
+    return rows
+
+
+def follow(
+    client: redis.Redis,
+    wanted: EventFilter,
+    *,
+    clock_ms: Callable[[], int],
+    pause: Callable[[], None],
+    status_of: StatusLookup | None = None,
+) -> Iterator[IndexedEvent]:
+    """The events indexed from now on that match, oldest first within each look; `pause` runs between looks.
+
+    Ends only when the caller stops iterating (Ctrl-C): what has been seen is remembered for the lookback.
+    """
+    seen = dict(merged_index(client, clock_ms() - FOLLOW_LOOKBACK_MS, None))
+    while True:
+        pause()
+        since = clock_ms() - FOLLOW_LOOKBACK_MS
+        fresh = [(member, received) for member, received in merged_index(client, since, None) if member not in seen]
+        seen.update(fresh)
+        seen = {member: received for member, received in seen.items() if received >= since}
+        fresh.sort(key=lambda entry: (entry[1], entry[0]))
+        for start in range(0, len(fresh), _PAGE):
+            yield from _read(client, fresh[start : start + _PAGE], wanted, status_of)
+
+
+def merged_index(client: redis.Redis, since: int | None, until: int | None) -> Iterator[tuple[str, int]]:
+    """Every shard's event index merged newest first (`source:event_id`, received ms), a page per shard at a time."""
+    low = "-inf" if since is None else since
+    high = "+inf" if until is None else until
+    offsets = dict.fromkeys(range(keys.SHARDS), 0)
+
+    def page(shard: int) -> list[tuple[bytes, float]]:
+        # The index key depends on the shard alone; shared/keys.py names it only through EventKeys.
+        index = keys.EventKeys(shard, "", "").index
+        found = cast(
+            list[tuple[bytes, float]],
+            client.zrevrangebyscore(index, high, low, start=offsets[shard], num=_PAGE, withscores=True),
+        )
+        offsets[shard] += len(found)
+        return found
+
+    # Ties (one millisecond) come out as ZREVRANGEBYSCORE gives them within a shard: the greater member first.
+    heap: list[tuple[float, _Descending, int]] = []
+    buffers: dict[int, list[tuple[bytes, float]]] = {}
+    for shard in range(keys.SHARDS):
+        buffers[shard] = page(shard)[::-1]  # popped from the end: newest last
+        if buffers[shard]:
+            first, score = buffers[shard].pop()
+            heapq.heappush(heap, (-score, _Descending(first.decode()), shard))
+    while heap:
+        negative_score, member, shard = heapq.heappop(heap)
+        yield member.text, int(-negative_score)
+        if not buffers[shard] and offsets[shard] % _PAGE == 0 and offsets[shard]:
+            buffers[shard] = page(shard)[::-1]
+        if buffers[shard]:
+            next_member, score = buffers[shard].pop()
+            heapq.heappush(heap, (-score, _Descending(next_member.decode()), shard))
+
+
+@dataclass(frozen=True, slots=True)
+class _Descending:
+    """A string that sorts backwards, for a min-heap that must yield the greater one first."""
+
+    text: str
+
+    def __lt__(self, other: _Descending) -> bool:
+        return self.text > other.text
+
+
+def _read(
+    client: redis.Redis, batch: list[tuple[str, int]], wanted: EventFilter, status_of: StatusLookup | None
+) -> Iterator[IndexedEvent]:
+    pipe = client.pipeline(transaction=False)
+    for member, _ in batch:
+        source, _, event_id = member.partition(":")
+        archive = keys.event_keys(source, event_id).archive
+        if wanted.needs_archive:
+            pipe.hgetall(archive)
+        else:
+            pipe.hmget(archive, _FIELDS)
+    for (member, received), reply in zip(batch, pipe.execute(), strict=True):
+        source, _, event_id = member.partition(":")
+        fields, archived = _fields(event_id, reply)
+        if fields is None:
+            continue  # past retention: the archive entry expired before the index was trimmed
+        if not wanted.matches_fields(source, fields):
+            continue
+        statuses = None
+        if archived is not None:
+            statuses = status_of(archived) if status_of is not None and wanted.status is not None else None
+            if not wanted.matches_archive(archived, statuses):
+                continue
+        yield IndexedEvent(source, event_id, received, fields, statuses)
+
+
+def _fields(event_id: str, reply: Any) -> tuple[dict[str, str] | None, ArchivedEvent | None]:
+    if isinstance(reply, dict):  # HGETALL: the whole entry
+        if not reply:
+            return None, None
+        named = {(k.decode() if isinstance(k, bytes) else k): v for k, v in reply.items()}
+        fields = {name: named[name].decode() for name in _FIELDS if name in named}
+        return fields, ArchivedEvent.decode(event_id, reply)
+    if reply[0] is None:
+        return None, None
+    return {name: value.decode() for name, value in zip(_FIELDS, reply, strict=True) if value is not None}, None
+
+
+def _resource_ids(raw: bytes) -> set[str]:
+    try:
+        envelope = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return set()
+    data = envelope.get("data") if isinstance(envelope, dict) else None
+    if not isinstance(data, dict):
+        return set()
+    found = {data.get("id")}
+    for name, value in data.items():
+        if isinstance(value, dict):
+            found.add(value.get("id"))
+        elif name.endswith("_id"):
+            found.add(value)
+    return {value for value in found if isinstance(value, str) and value}
