@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 
 from processor.cli.arguments import Run, Verbs
+from processor.cli.completion import add_parser as add_completion
 from processor.cli.dev import add_parser as add_dev
 from processor.cli.dlq import add_parser as add_dlq
 from processor.cli.doctor import add_parser as add_doctor
@@ -68,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# The verbs, in the order `hookyard --help` lists them: running, sending, looking after, production entry points.
+# The verbs, in the order `hookyard --help` lists them: running, sending, looking after, production entry points,
+# and the shell's completion.
 _VERBS: tuple[Callable[[Verbs], None], ...] = (
     add_dev,
     add_send,
@@ -80,4 +82,5 @@ _VERBS: tuple[Callable[[Verbs], None], ...] = (
     add_handlers,
     add_receiver_parser,
     add_worker_parser,
+    add_completion,
 )

@@ -34,6 +34,7 @@ from shared.settings import UnknownSettingWarning
         ["events", "list", "--status", "stuck"],
         ["dlq", "replay"],
         ["dlq", "purge", "--all", "--handler", "x"],
+        ["completion", "fish"],
         ["frobnicate"],
         [],
     ],
@@ -59,7 +60,19 @@ def test_an_unknown_event_type_lists_the_known_ones(env: Path, capsys: pytest.Ca
     [
         (
             ["--help"],
-            ["dev", "send", "verify", "doctor", "stats", "events", "dlq", "handlers", "receiver", "worker"],
+            [
+                "dev",
+                "send",
+                "verify",
+                "doctor",
+                "stats",
+                "events",
+                "dlq",
+                "handlers",
+                "receiver",
+                "worker",
+                "completion",
+            ],
         ),
         (["dev", "--help"], ["--workers N", "--port P", "--host H"]),
         (
@@ -108,6 +121,7 @@ def test_an_unknown_event_type_lists_the_known_ones(env: Path, capsys: pytest.Ca
         (["handlers", "--help"], ["--json", "HOOKYARD_HANDLERS"]),
         (["receiver", "--help"], ["python -m receiver"]),
         (["worker", "--help"], ["python -m processor"]),
+        (["completion", "--help"], ["SHELL", "bash", "zsh"]),
     ],
 )
 def test_every_verb_has_help(argv: list[str], expected: list[str], capsys: pytest.CaptureFixture[str]) -> None:
