@@ -23,6 +23,7 @@ from processor.cli.devstate import (
     running_redis_pid,
 )
 from processor.cli.render import say
+from processor.startup import EXIT_CONFIG_ERROR
 from processor.supervisor import ChildSpec, Supervisor
 from shared.embedded_redis import EmbeddedRedis, free_port
 from shared.errors import ConfigError, HookyardError
@@ -106,10 +107,13 @@ def _dev(args: argparse.Namespace, environ: dict[str, str]) -> int:
             # stop its worker processes itself before anything is killed.
             grace_s=settings.lease_s + 10,
             give_up_after=_DEV_GIVE_UP_AFTER,
+            # A configuration error (a bad setting, a handler module that fails to import) was said once
+            # already, with its traceback: restarting would only say it again.
+            final_exit_codes=frozenset({EXIT_CONFIG_ERROR}),
         )
         code = supervisor.run()
         if code != 0:
-            print("hookyard dev: a process keeps exiting right after it starts; see its log above.", file=sys.stderr)
+            print("hookyard dev: stopped: a process failed (see the lines above).", file=sys.stderr)
         return code
     except KeyboardInterrupt:
         return 130
