@@ -20,6 +20,7 @@ from receiver.inbox_connection import InboxConnection
 from receiver.metrics import ReceiverMetrics
 from shared.errors import StoreUnavailable
 from shared.logging import get_logger
+from shared.outage import OutageLog
 
 __all__ = ["MAX_BATCH_BYTES", "MAX_BATCH_MESSAGES", "InboxWriter"]
 
@@ -66,7 +67,7 @@ class InboxWriter:
         # request was a measurable share of the receiver's CPU (uvloop timers are libuv handles).
         self._watchdog: asyncio.TimerHandle | None = None
         self._closed = False
-        self._failing = False  # logs only the transitions of an outage, not every failed write
+        self._outage = OutageLog(_LOGGER)  # logs an outage once when it starts and once when it ends
 
     async def append(self, message: bytes) -> None:
         """Store `message` at the tail of the inbox.
@@ -167,15 +168,11 @@ class InboxWriter:
                 async with asyncio.timeout_at(batch[-1].deadline):
                     await self._connection.append([entry.message for entry in batch])
             except (RedisError, OSError, TimeoutError) as exc:
-                if not self._failing:
-                    self._failing = True
-                    get_logger(_LOGGER).warning("inbox.write_failed", error=type(exc).__name__, detail=str(exc))
+                self._outage.failed("inbox", exc)  # one line per outage, not per batch
                 for entry in batch:
                     _fail(entry, f"redis write failed: {type(exc).__name__}")
                 return
-            if self._failing:
-                self._failing = False
-                get_logger(_LOGGER).info("inbox.write_recovered")
+            self._outage.recovered()
             if self._metrics is not None:
                 self._metrics.observe_enqueue(len(batch), time.perf_counter() - started)
             for entry in batch:
