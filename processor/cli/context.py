@@ -18,7 +18,7 @@ from pathlib import Path
 
 import redis
 
-from processor.cli.devstate import dev_redis_url
+from processor.cli.devstate import dev_redis_url, running_stack
 from processor.discovery import load_handlers
 from processor.handlers import Registry, default_registry
 from processor.records import StoreTimings
@@ -30,6 +30,7 @@ from shared.settings import Settings
 __all__ = [
     "client_host",
     "connect",
+    "dev_data_dir",
     "load_registry",
     "metrics_url",
     "open_store",
@@ -38,12 +39,14 @@ __all__ = [
     "settings_maybe_redis",
     "settings_without_redis",
     "webhook_url",
+    "with_dev_addresses",
     "without_password",
 ]
 
 # --- settings -------------------------------------------------------------------------------------------------
 
 _PLACEHOLDER_REDIS_URL = "redis://127.0.0.1:6379/0"
+_DEFAULT_DATA_DIR = ".hookyard"  # Settings.data_dir's default
 
 
 def settings_for_redis(environ: Mapping[str, str]) -> Settings:
@@ -61,7 +64,7 @@ def settings_maybe_redis(environ: Mapping[str, str]) -> tuple[Settings, bool]:
     """Settings of a verb that reads Redis when there is one and does without otherwise; True when `REDIS_URL`
     is set or a `hookyard dev` runs on the data directory (its Redis is then the one in the settings)."""
     if environ.get("REDIS_URL", "").strip():
-        return Settings.from_env(environ, require_secret=False), True
+        return Settings.from_env(with_dev_addresses(environ), require_secret=False), True
     settings = settings_without_redis(environ)
     url = dev_redis_url(Path(settings.data_dir))
     if url is None:
@@ -71,10 +74,32 @@ def settings_maybe_redis(environ: Mapping[str, str]) -> tuple[Settings, bool]:
 
 def settings_without_redis(environ: Mapping[str, str]) -> Settings:
     """Settings of a verb that never talks to Redis; the placeholder only satisfies the one setting it ignores."""
-    env = dict(environ)
+    env = with_dev_addresses(environ)
     if not env.get("REDIS_URL", "").strip():
         env["REDIS_URL"] = _PLACEHOLDER_REDIS_URL
     return Settings.from_env(env, require_secret=False)
+
+
+def dev_data_dir(environ: Mapping[str, str]) -> Path:
+    """The data directory as `Settings` reads it (`HOOKYARD_DATA_DIR`), before the settings are built."""
+    return Path(environ.get("HOOKYARD_DATA_DIR", "").strip() or _DEFAULT_DATA_DIR)
+
+
+def with_dev_addresses(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ`, plus the address settings (`HOOKYARD_PORT`, ...) of a `hookyard dev` running on its data
+    directory that it does not set itself — so `HOOKYARD_PORT=8765 make run` in one terminal is found by a plain
+    `hookyard send` in another. A `REDIS_URL` naming another Redis says this is not that stack: nothing is added."""
+    env = dict(environ)
+    stack = running_stack(dev_data_dir(env))
+    if stack is None:
+        return env
+    redis_url = env.get("REDIS_URL", "").strip()
+    if redis_url and without_password(redis_url) != stack.redis_url:
+        return env
+    for name, value in stack.settings.items():
+        if not env.get(name, "").strip():
+            env[name] = value
+    return env
 
 
 # --- redis ----------------------------------------------------------------------------------------------------

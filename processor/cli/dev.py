@@ -9,25 +9,36 @@ import os
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from processor.cli.arguments import Verbs, port, positive_int
-from processor.cli.context import client_host, settings_without_redis, webhook_url, without_password
+from processor.cli.context import (
+    dev_data_dir,
+    metrics_url,
+    settings_without_redis,
+    webhook_url,
+    without_password,
+)
 from processor.cli.devstate import (
     REDIS_DIR,
     REDIS_PID_FILE,
     REDIS_PORT_FILE,
     SECRET_FILE,
+    DevStack,
+    forget_stack,
     load_or_create_secret,
+    record_stack,
     running_redis_pid,
 )
-from processor.cli.render import say
+from processor.cli.render import say, warn
 from processor.startup import EXIT_CONFIG_ERROR
 from processor.supervisor import ChildSpec, Supervisor
 from shared.embedded_redis import EmbeddedRedis, free_port
 from shared.errors import ConfigError, HookyardError
 from shared.logging import configure_logging
+from shared.redis_clients import unreachable
 from shared.settings import DEFAULT_SOURCE, Settings
 
 __all__ = ["add_parser", "child_environment"]
@@ -35,6 +46,11 @@ __all__ = ["add_parser", "child_environment"]
 # A child that dies this many times in a row right after starting (a port in use, a missing module) will not
 # heal by itself: `hookyard dev` stops and says so instead of restarting it forever.
 _DEV_GIVE_UP_AFTER = 5
+# How often the embedded Redis is looked at, and the longest wait between two attempts to restart it.
+_REDIS_WATCH_S = 0.2
+_REDIS_RETRY_MAX_S = 5.0
+# The settings that make up the stack's addresses: recorded, so verbs in another terminal reach this stack.
+_ADDRESS_SETTINGS = ("HOOKYARD_HOST", "HOOKYARD_PORT", "HOOKYARD_OPS_PORT", "HOOKYARD_WORKER_METRICS_PORT")
 
 
 def add_parser(verbs: Verbs) -> None:
@@ -60,7 +76,7 @@ def _dev(args: argparse.Namespace, environ: dict[str, str]) -> int:
         if value is not None:
             env[name] = str(value)
     env.setdefault("HOOKYARD_LOG_EVENTS", "true")
-    data_dir = Path(environ.get("HOOKYARD_DATA_DIR", "").strip() or ".hookyard")
+    data_dir = dev_data_dir(environ)
 
     redis: EmbeddedRedis | None = None
     if not environ.get("REDIS_URL", "").strip():
@@ -77,16 +93,25 @@ def _dev(args: argparse.Namespace, environ: dict[str, str]) -> int:
     settings = Settings.from_env(env)
     if _port_in_use(settings.host, settings.port):
         raise HookyardError(f"{settings.host}:{settings.port} is in use; choose another with --port or HOOKYARD_PORT")
+    if redis is None:
+        # A Redis of the user's that cannot be reached now would give a banner, then 503s and errors forever.
+        problem = unreachable(settings.redis_url)
+        if problem is not None:
+            raise HookyardError(problem)
     configure_logging(settings.log_level, settings.log_format)
 
+    keeper: _RedisKeeper | None = None
     try:
         if redis is not None:
             redis.start()
             (data_dir / REDIS_PORT_FILE).write_text(f"{redis.port}\n")
             (data_dir / REDIS_PID_FILE).write_text(f"{redis.pid}\n")
+            keeper = _RedisKeeper(redis, data_dir / REDIS_PID_FILE)
+            keeper.start()
             say(f"Redis      {redis.url}  (embedded; data in {redis.data_dir})")
         else:
             say(f"Redis      {without_password(settings.redis_url)}  (REDIS_URL)")
+        _record_stack(data_dir, settings, env)
         if secret_file is None:
             say("Secret     from WORKOS_WEBHOOK_SECRET")
         elif secret_created:
@@ -118,6 +143,9 @@ def _dev(args: argparse.Namespace, environ: dict[str, str]) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
+        forget_stack(data_dir)
+        if keeper is not None:
+            keeper.close()
         if redis is not None:
             # Redis goes last, once nothing can write to it any more; a late Ctrl-C must not cut its AOF flush.
             with _ignoring_interrupts():
@@ -125,10 +153,77 @@ def _dev(args: argparse.Namespace, environ: dict[str, str]) -> int:
                 (data_dir / REDIS_PID_FILE).unlink(missing_ok=True)
 
 
+class _RedisKeeper(threading.Thread):
+    """Restarts the embedded Redis when it dies, on the same port and data directory (so with its AOF): the
+    receiver and the workers reconnect by themselves, as they would to any Redis that came back."""
+
+    def __init__(self, redis: EmbeddedRedis, pid_file: Path) -> None:
+        super().__init__(name="redis-keeper", daemon=True)
+        self._redis = redis
+        self._pid_file = pid_file
+        self._closed = threading.Event()
+        # Held while restarting: `close` must not return (and Redis be stopped) while a start is under way.
+        self._lock = threading.Lock()
+
+    def run(self) -> None:
+        delay = _REDIS_WATCH_S
+        failing = False
+        while not self._closed.wait(delay):
+            with self._lock:
+                if self._closed.is_set():
+                    return
+                process = self._redis.process
+                if process is None or process.poll() is None:
+                    continue
+                how = _exit_description(process.returncode)
+                try:
+                    self._redis.start()
+                except HookyardError as exc:
+                    if not failing:
+                        warn(f"hookyard dev: embedded Redis exited ({how}) and does not restart: {exc}; trying again")
+                    failing = True
+                    delay = min(delay * 2, _REDIS_RETRY_MAX_S)
+                    continue
+                self._pid_file.write_text(f"{self._redis.pid}\n")
+                warn(
+                    f"hookyard dev: embedded Redis exited ({how}); restarted on port {self._redis.port} "
+                    "with the same data"
+                )
+                failing, delay = False, _REDIS_WATCH_S
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed.set()
+        self.join()
+
+
+def _exit_description(returncode: int) -> str:
+    if returncode >= 0:
+        return f"exit code {returncode}"
+    try:
+        return f"signal {signal.Signals(-returncode).name}"
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+def _record_stack(data_dir: Path, settings: Settings, env: Mapping[str, str]) -> None:
+    host = settings.host
+    stack = DevStack(
+        pid=os.getpid(),
+        receiver_url=webhook_url(host, settings.port, DEFAULT_SOURCE),
+        metrics_url=metrics_url(host, settings.ops_port or settings.port),
+        worker_metrics_url=metrics_url(host, settings.worker_metrics_port),
+        # Masked: the file is for reading by anyone who may read the data directory.
+        redis_url=without_password(settings.redis_url),
+        settings={name: env[name] for name in _ADDRESS_SETTINGS if env.get(name, "").strip()},
+    )
+    record_stack(data_dir, stack)
+
+
 def _print_banner(settings: Settings, environ: Mapping[str, str]) -> None:
-    host = client_host(settings.host)
     receiver = webhook_url(settings.host, settings.port, DEFAULT_SOURCE)
-    metrics = f"http://{host}:{settings.ops_port or settings.port}/metrics"
+    metrics = metrics_url(settings.host, settings.ops_port or settings.port)
+    worker_metrics = metrics_url(settings.host, settings.worker_metrics_port)
     send = "hookyard send dsync.user.created"
     # When --port/--host differ from what the shell's environment says, a plain `hookyard send` would miss.
     try:
@@ -139,7 +234,7 @@ def _print_banner(settings: Settings, environ: Mapping[str, str]) -> None:
     if receiver != send_default:
         send += f" --url {receiver}"
     say(f"Receiver   {receiver}")
-    say(f"Metrics    {metrics}  (worker: http://{host}:{settings.worker_metrics_port}/metrics)")
+    say(f"Metrics    {metrics}  (worker: {worker_metrics})")
     say(f"Try        {send}")
     say("Inspect    hookyard stats · hookyard events list · hookyard dlq list · hookyard doctor")
     say(f"Workers    {settings.workers}; logging events: {settings.log_events}.  Ctrl-C stops everything.")

@@ -3,6 +3,7 @@ an event accepted, and Ctrl-C stopping them all."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -20,7 +22,7 @@ import pytest
 import structlog
 
 from processor.cli import dev, main
-from processor.cli.devstate import load_or_create_secret
+from processor.cli.devstate import is_redis_server, load_or_create_secret
 from shared.embedded_redis import EmbeddedRedis, free_port
 
 
@@ -206,3 +208,108 @@ def test_dev_runs_redis_receiver_and_worker_and_ctrl_c_stops_them_all(
     assert "hookyard send" in banner
     assert f"http://127.0.0.1:{port}/webhooks/workos" in banner
     assert (data_dir / "redis.port").read_text().strip().isdigit()
+
+
+def test_dev_with_an_unreachable_redis_says_so_in_one_line_and_starts_nothing(
+    env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+
+    assert main(["dev", "--port", str(free_port())]) == 1
+
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("hookyard dev: cannot reach Redis at redis://127.0.0.1:1/0")
+    assert captured.err.count("\n") == 1
+    assert not (env / "dev.json").exists()
+
+
+@contextmanager
+def running_dev(tmp_path: Path, data_dir: Path, port: int) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """`hookyard dev` in a process of its own, healthy on `port`; yields it and its stderr file, and stops it."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("HOOKYARD_", "WORKOS_")) and k != "REDIS_URL"}
+    environ.update(
+        HOOKYARD_DATA_DIR=str(data_dir),
+        HOOKYARD_PORT=str(port),
+        HOOKYARD_WORKER_METRICS_PORT=str(free_port()),
+        HOOKYARD_LOG_FORMAT="json",
+    )
+    stdout, stderr = tmp_path / "dev.out", tmp_path / "dev.err"
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "processor.cli", "dev"], cwd=tmp_path, env=environ, stdout=out, stderr=err
+        )
+    try:
+        with httpx.Client(timeout=1.0) as client:
+
+            def healthy() -> bool:
+                if process.poll() is not None:
+                    output = f"{stdout.read_text()}\n{stderr.read_text()}"
+                    pytest.fail(f"hookyard dev exited {process.returncode}:\n{output}")
+                try:
+                    return client.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            wait_until(healthy, timeout_s=60, what="GET /healthz to answer 200")
+        yield process, stderr
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=90)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pid in started_children(stderr).values():
+            if not process_gone(pid):
+                os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            redis_pid = int((data_dir / "redis.pid").read_text())
+            if is_redis_server(redis_pid):
+                os.kill(redis_pid, signal.SIGKILL)
+
+
+def sends(capsys: pytest.CaptureFixture[str]) -> Callable[[], bool]:
+    def accepted() -> bool:
+        code = main(["send", "dsync.user.created"])
+        capsys.readouterr()
+        return code == 0
+
+    return accepted
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_dev_restarts_its_redis_when_it_dies_and_other_terminals_find_the_stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given `hookyard dev` on a port of its own, and a shell that knows only its data directory
+    data_dir = tmp_path / "data"
+    port = free_port()
+    for name in list(os.environ):
+        if name.startswith(("HOOKYARD_", "WORKOS_")) or name == "REDIS_URL":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOOKYARD_DATA_DIR", str(data_dir))
+    with running_dev(tmp_path, data_dir, port) as (dev_process, stderr):
+        # Then it recorded its addresses, and `hookyard send` finds the receiver from them
+        recorded = orjson.loads((data_dir / "dev.json").read_bytes())
+        assert recorded["receiver"] == f"http://127.0.0.1:{port}/webhooks/workos"
+        assert recorded["pid"] == dev_process.pid
+        assert recorded["redis"].startswith("redis://127.0.0.1:")
+        assert main(["send", "dsync.user.created"]) == 0, capsys.readouterr()
+
+        # When its redis-server is killed
+        first = int((data_dir / "redis.pid").read_text())
+        os.kill(first, signal.SIGKILL)
+
+        # Then a new one runs on the same port and a signed delivery is accepted again
+        wait_until(sends(capsys), timeout_s=30, what="a delivery to be accepted again")
+        second = int((data_dir / "redis.pid").read_text())
+        assert second != first
+        assert is_redis_server(second)
+        assert orjson.loads((data_dir / "dev.json").read_bytes())["redis"] == recorded["redis"]
+        said = stderr.read_text()
+        assert said.count("embedded Redis exited (signal SIGKILL); restarted on port") == 1, said
+
+    # And once it has stopped, its record is gone: nothing points at a stack that is not there
+    assert dev_process.returncode == 0
+    assert not (data_dir / "dev.json").exists()
