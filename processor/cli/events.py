@@ -1,6 +1,6 @@
 """`hookyard events list|show`: the archive of received events (kept `HOOKYARD_RETENTION`), newest first, filtered
 or followed as they arrive, and one event in full — its envelope, its times, and where it stands with every handler
-it was routed to."""
+it was routed to. `events resend` lives in processor/cli/resend.py."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from processor.cli.context import connect, load_registry, settings_for_redis
 from processor.cli.event_index import EventFilter, IndexedEvent, StatusLookup, follow, newest
 from processor.cli.event_status import HandlerStatus, handler_statuses
 from processor.cli.render import age, iso, print_json, render_table, say
+from processor.cli.resend import add_parser as add_resend_parser
 from processor.handlers import Registry
 from processor.records import ArchivedEvent
 from shared import keys
@@ -35,7 +36,7 @@ _FOLLOW_LINE = "{:<24}  {:<44}  {:<32}  {:<8}  {}"
 def add_parser(verbs: Verbs) -> None:
     events = verbs.add_parser(
         "events",
-        help="list received events, or show one in full",
+        help="list received events, show one, or resend them to a handler",
         description="Look into the event archive (every event received in the last HOOKYARD_RETENTION).",
     )
     actions = events.add_subparsers(dest="action", metavar="<action>", required=True)
@@ -87,6 +88,8 @@ def add_parser(verbs: Verbs) -> None:
     show.add_argument("--raw", action="store_true", help="print only the exact bytes received")
     show.add_argument("--json", action="store_true", help="print one JSON document")
     show.set_defaults(run=_show)
+
+    add_resend_parser(actions)
 
 
 # --- list -----------------------------------------------------------------------------------------------------

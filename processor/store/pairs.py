@@ -1,5 +1,5 @@
 """The pair state machine: admit events into (handler, ordering key) queues, claim a pair's head under a fenced
-lease, record its completion or failure, give it back, renew the lease, replay a letter.
+lease, record its completion or failure, give it back, renew the lease, replay a letter, resend a completed event.
 
 Every call runs one script (or one per shard, pipelined) whose keys share one hash slot; every pair script takes
 the fixed argument header of `StoreTimings.pair_header`.
@@ -132,19 +132,20 @@ class Pairs:
         self, claim: Claim, now_ms: int, *, wake: bool, skipped: DeadLetter | None = None, claim_next: bool = False
     ) -> Settled:
         """Record the head event done (or skipped); with `claim_next`, lease the next one if it is runnable."""
+        pk = keys.pair_keys(claim.shard, claim.pair_id)
         dk = keys.DeadLetterKeys(claim.shard)
         member = f"{claim.pair_id}:{claim.event_id}"
         sent_at = time.monotonic()
         reply = self._run(
             "complete",
-            keys.pair_keys(claim.shard, claim.pair_id),
+            pk,
             now_ms,
             [
                 claim.pair_id, claim.token, claim.event_id, int(claim.late), int(wake),
                 "skipped" if skipped is not None else "done", member, skipped.encode() if skipped else b"",
-                int(claim_next),
+                int(claim_next), claim.attempt,
             ],
-            [dk.skipped, dk.records],
+            [dk.skipped, dk.records, pk.got_prefix + claim.event_id],
         )  # fmt: skip
         settled = Settled.from_reply(reply)
         if len(reply) > 3:
@@ -195,3 +196,21 @@ class Pairs:
             [dk.dead if from_dead else dk.skipped, dk.records, pk.got_prefix + letter.event_id],
         )  # fmt: skip
         return int(reply[0]) == 1
+
+    def resend(self, target: Target, event: ArchivedEvent, now_ms: int) -> str:
+        """Queue an event `target`'s handler completed again, at its issued position and without the hold-back
+        window; 'resent', or why not: 'pending' (queued or running for this pair) or 'letter' (dead or skipped)."""
+        pk = keys.pair_keys(target.shard, target.pair_id)
+        dk = keys.DeadLetterKeys(target.shard)
+        reply = self._run(
+            "resend",
+            pk,
+            now_ms,
+            [
+                target.pair_id, event.event_id, event.issued_at_ms, f"{target.pair_id}:{event.event_id}",
+                target.handler, event.source, target.ordering_key, 0 if target.ordered else 1, event.message(),
+            ],
+            [pk.got_prefix + event.event_id, dk.dead, dk.skipped],
+        )  # fmt: skip
+        first = reply[0]
+        return "resent" if first == 1 else (first.decode() if isinstance(first, bytes) else str(first))

@@ -14,7 +14,7 @@ __all__ = ["PAIR_HEADER", "PAIR_SCRIPTS", "PLAIN_SCRIPTS", "source"]
 
 #: Names of the header every pair script's ARGV starts with, in order (parsed into `A` by prelude.lua).
 PAIR_HEADER = ("now", "window", "grace", "idle_ttl", "lease")
-PAIR_SCRIPTS = ("admit", "claim", "complete", "fail", "release", "renew", "replay")
+PAIR_SCRIPTS = ("admit", "claim", "complete", "fail", "release", "renew", "replay", "resend")
 PLAIN_SCRIPTS = (
     "admit_events",
     "heartbeat",

@@ -82,7 +82,7 @@ def test_the_tree_is_the_parsers() -> None:
     assert tree["hookyard events list"].values["--status"] == ("pending", "running", "dead", "skipped", "done")
     assert tree["hookyard verify"].values["--body-file"] == "files"
     assert tree["hookyard send"].values["--url"] is None
-    assert tree["hookyard"].words["events"] == "list received events, or show one in full"
+    assert tree["hookyard"].words["events"] == "list received events, show one, or resend them to a handler"
 
 
 def test_zsh_describes_every_verb_and_option() -> None:
@@ -90,7 +90,7 @@ def test_zsh_describes_every_verb_and_option() -> None:
 
     assert script.startswith("#compdef hookyard\n")
     assert "compdef _hookyard hookyard" in script
-    assert "'events:list received events, or show one in full'" in script
+    assert "'events:list received events, show one, or resend them to a handler'" in script
     assert "(--status) compadd -- 'pending' 'running' 'dead' 'skipped' 'done'; return ;;" in script
     assert "(--body-file) _files; return ;;" in script
     assert "30%:" not in script and "(0.3: 30%)" in script  # argparse's %% is shown as %

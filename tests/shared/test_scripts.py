@@ -81,6 +81,11 @@ def test_every_script_call_touches_one_hash_slot(spied: tuple[Harness, ScriptSpy
     assert letters
     deadletters.replay(yard.store, letters, yard.clock())
     yard.run()
+    archived = yard.store.archive.get("workos", "event_0")
+    assert archived is not None
+    assert archived.routes
+    assert yard.store.pairs.resend(archived.routes[0], archived, yard.clock()) == "resent"
+    yard.run()
     yard.deliver({"id": "event_r", "event": "dsync.user.updated", "data": {"id": "u"}, "created_at": f"{T0}30Z"})
     yard.ingester.ingest_once()
     yard.clock.advance(2)
