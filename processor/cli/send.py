@@ -1,5 +1,6 @@
 """`hookyard send`: POST realistic signed WorkOS events (or a file's bytes) to a receiver — one for a demo, many for
-load: duplicate deliveries, shuffled order and a fixed rate, sent concurrently."""
+load: duplicate deliveries, shuffled order and a fixed rate, sent concurrently; fields set by hand (`--set`) and
+the events of one resource in a given order (`--sequence`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +26,16 @@ from shared.errors import ConfigError, HookyardError
 from shared.samples import EVENT_TYPES, sample_event
 from shared.settings import DEFAULT_SOURCE, Settings
 
-__all__ = ["add_parser", "plan_deliveries"]
+__all__ = ["Override", "add_parser", "apply_overrides", "override", "plan_deliveries"]
 
 ALL_TYPES = "all"
 _SEND_TIMEOUT_S = 10.0
 _DEFAULT_CONCURRENCY = 16
+# Events of one --sequence are issued this far apart: far enough that their order is plain in any log.
+_SEQUENCE_STEP = timedelta(seconds=1)
+
+#: One `--set`: a dotted path into the envelope and the value to put there.
+Override = tuple[tuple[str, ...], Any]
 
 
 def add_parser(verbs: Verbs) -> None:
@@ -66,6 +73,22 @@ def add_parser(verbs: Verbs) -> None:
     )
     send.add_argument("--source", default=DEFAULT_SOURCE, type=source_name, help="sender name (default workos)")
     send.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        type=override,
+        default=[],
+        metavar="PATH=VALUE",
+        help="set a field of every sample, by a dotted path into the envelope (data.state=inactive); VALUE is "
+        "read as JSON when it parses (3, true, null, {...}), else as a string; repeatable",
+    )
+    send.add_argument(
+        "--sequence",
+        metavar="T1,T2,...",
+        help="send these event types about one resource, issued in this order 1 s apart (with --count: N "
+        "resources); a name without dots continues the first type's family: dsync.user.created,updated,deleted",
+    )
+    send.add_argument(
         "--count", type=positive_int, default=1, metavar="N", help="events to send, each a new sample (default 1)"
     )
     send.add_argument(
@@ -91,10 +114,17 @@ def add_parser(verbs: Verbs) -> None:
 
 
 def _run(args: argparse.Namespace, environ: dict[str, str]) -> int:
-    if (args.event_type is None) == (args.file is None):
-        args.parser.error("give an EVENT_TYPE or --file, not both")
+    if args.file is not None and (args.event_type is not None or args.sequence is not None):
+        args.parser.error("--file sends its bytes as they are: give no EVENT_TYPE or --sequence with it")
+    if args.file is None and args.event_type is None and args.sequence is None:
+        args.parser.error("give an EVENT_TYPE, --sequence or --file")
+    if args.file is not None and args.overrides:
+        args.parser.error("--set changes samples; --file sends its bytes as they are")
+    if args.sequence is not None and args.event_type == ALL_TYPES:
+        args.parser.error("--sequence sends the types it names: give no EVENT_TYPE 'all' with it")
     if args.rate is not None and args.rate <= 0:
         args.parser.error("--rate must be above 0")
+    sequence = _sequence_types(args.parser, args.sequence, args.event_type) if args.sequence else None
     settings = settings_without_redis(environ)
     url = args.url or webhook_url(settings.host, settings.port, args.source)
     secret = (args.secret or _configured_secret(settings, args.source)).encode()
@@ -103,8 +133,12 @@ def _run(args: argparse.Namespace, environ: dict[str, str]) -> int:
         raw = _read_body(args.file)
         bodies = [raw] * args.count
     else:
-        types = EVENT_TYPES if args.event_type == ALL_TYPES else (args.event_type,)
-        bodies = [orjson.dumps(sample_event(t, rng=rng)) for _ in range(args.count) for t in types]
+        if sequence is not None:
+            envelopes = [e for _ in range(args.count) for e in _sequence(sequence, rng)]
+        else:
+            types = EVENT_TYPES if args.event_type == ALL_TYPES else (args.event_type,)
+            envelopes = [sample_event(t, rng=rng) for _ in range(args.count) for t in types]
+        bodies = [orjson.dumps(apply_overrides(e, args.overrides)) for e in envelopes]
     deliveries = plan_deliveries(bodies, duplicates=args.duplicates, shuffle=args.shuffle, rng=rng)
 
     # One delivery is a demo: its answer is the output. Many are load: a summary, and lines only when asked.
@@ -136,6 +170,10 @@ def _run(args: argparse.Namespace, environ: dict[str, str]) -> int:
         print_json(summary)
     elif not single:
         say(_summary_line(summary))
+    refused = next((o for o in outcomes if o.status == 401), None)
+    if refused is not None and not single:
+        # Every delivery signed with a wrong secret is refused for the same reason: say it once.
+        warn(f"hookyard send: {url} refused the signature (401): {_refusal(refused.text)}")
     fatal = next((o for o in outcomes if o.error in FATAL_ERRORS), None)
     if fatal is not None:
         if fatal.error == "connect":
@@ -151,6 +189,87 @@ def _run(args: argparse.Namespace, environ: dict[str, str]) -> int:
             warn(f"hookyard send: {url}: {failed.detail}")
         return 1
     return 0 if summary["ok"] else 1
+
+
+def override(raw: str) -> Override:
+    """`PATH=VALUE` of `--set`: the path split on dots, the value parsed as JSON when it parses."""
+    path, sep, value = raw.partition("=")
+    names = tuple(path.strip().split("."))
+    if not sep or not all(names):
+        raise argparse.ArgumentTypeError(f"expected PATH=VALUE with a dotted PATH (data.state=inactive), got {raw!r}")
+    try:
+        parsed: Any = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        parsed = value
+    return names, parsed
+
+
+def apply_overrides(envelope: dict[str, Any], overrides: Sequence[Override]) -> dict[str, Any]:
+    """`envelope` with every override set in turn (missing objects on a path are created)."""
+    for path, value in overrides:
+        node = envelope
+        for depth, name in enumerate(path[:-1]):
+            child = node.setdefault(name, {})
+            if not isinstance(child, dict):
+                raise HookyardError(f"--set {'.'.join(path)}: {'.'.join(path[: depth + 1])} is not an object")
+            node = child
+        node[path[-1]] = value
+    return envelope
+
+
+def _sequence_types(parser: argparse.ArgumentParser, raw: str, event_type: str | None) -> list[str]:
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    family_of = next((n for n in ([event_type] if event_type else []) + names if "." in n), None)
+    family = family_of.rpartition(".")[0] if family_of else ""
+    types = [name if "." in name else f"{family}.{name}" for name in names]
+    unknown = [t for t in types if t not in EVENT_TYPES]
+    if not types or unknown:
+        parser.error(f"--sequence: unknown event types {', '.join(unknown) or '(none given)'}")
+    return types
+
+
+def _sequence(types: Sequence[str], rng: random.Random) -> list[dict[str, Any]]:
+    """Samples of `types` about one resource (and its directory or organization), issued 1 s apart."""
+    start = datetime.now(UTC) - _SEQUENCE_STEP * (len(types) - 1)
+    first = sample_event(types[0], rng=rng, created_at=start)
+    resource, directory, organization = _about(first)
+    rest = [
+        sample_event(
+            t,
+            rng=rng,
+            created_at=start + _SEQUENCE_STEP * i,
+            resource_id=resource,
+            directory_id=directory,
+            organization_id=organization,
+        )
+        for i, t in enumerate(types[1:], start=1)
+    ]
+    return [first, *rest]
+
+
+def _about(envelope: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    # As shared.samples pins `resource_id`: a membership is about its user, a certificate about its connection.
+    data = envelope.get("data") or {}
+    event_type = str(envelope.get("event", ""))
+    nested = None
+    if event_type.startswith("dsync.group.user_"):
+        nested = data.get("user")
+    elif event_type.startswith("connection.saml_certificate_"):
+        nested = data.get("connection")
+    holder = nested if isinstance(nested, dict) else data
+    return holder.get("id"), data.get("directory_id"), data.get("organization_id")
+
+
+def _refusal(text: str) -> str:
+    # The receiver answers {"error": "invalid_signature", "reason": "mismatch"}; another server, anything.
+    try:
+        answer = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text or "(no reason given)"
+    reason = answer.get("reason") if isinstance(answer, dict) else None
+    if reason == "mismatch":
+        return "mismatch — the secret is not the receiver's; check --secret or WORKOS_WEBHOOK_SECRET"
+    return str(reason) if reason else text
 
 
 def plan_deliveries(bodies: Sequence[bytes], *, duplicates: float, shuffle: bool, rng: random.Random) -> list[Delivery]:

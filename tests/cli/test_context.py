@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +16,8 @@ import orjson
 import pytest
 
 from processor.cli import main
-from processor.cli.context import without_password
+from processor.cli.context import settings_without_redis, without_password
+from processor.cli.devstate import DevStack, record_stack
 from shared.embedded_redis import EmbeddedRedis, free_port
 from shared.redis_clients import OPERATOR
 
@@ -126,3 +129,45 @@ def test_redis_verbs_use_the_redis_of_a_running_dev(
 )
 def test_urls_are_printed_without_passwords(url: str, shown: str) -> None:
     assert without_password(url) == shown
+
+
+# --- the addresses of a running `hookyard dev` ------------------------------------------------------------------
+
+
+def record_a_stack(data_dir: Path, pid: int, **settings: str) -> None:
+    port = settings.get("HOOKYARD_PORT", "8000")
+    stack = DevStack(
+        pid=pid,
+        receiver_url=f"http://127.0.0.1:{port}/webhooks/workos",
+        metrics_url=f"http://127.0.0.1:{port}/metrics",
+        worker_metrics_url="http://127.0.0.1:9191/metrics",
+        redis_url="redis://127.0.0.1:6399/0",
+        settings=settings,
+    )
+    record_stack(data_dir, stack)
+
+
+def test_verbs_find_the_addresses_of_a_running_dev_stack(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a live `hookyard dev` (this process stands in for it) that ran with its own ports
+    record_a_stack(env, os.getpid(), HOOKYARD_PORT="8765", HOOKYARD_WORKER_METRICS_PORT="9292")
+
+    # Then a verb whose environment names no port reaches that stack
+    settings = settings_without_redis(dict(os.environ))
+    assert (settings.port, settings.worker_metrics_port) == (8765, 9292)
+
+    # And what the environment says wins, setting by setting
+    monkeypatch.setenv("HOOKYARD_PORT", "8001")
+    settings = settings_without_redis(dict(os.environ))
+    assert (settings.port, settings.worker_metrics_port) == (8001, 9292)
+
+    # And a REDIS_URL naming another Redis says this is another stack: none of its addresses are used
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6400/0")
+    assert settings_without_redis(dict(os.environ)).worker_metrics_port == 9191
+
+
+def test_the_record_of_a_dev_stack_that_is_gone_is_ignored(env: Path) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    record_a_stack(env, gone.pid, HOOKYARD_PORT="8765")
+
+    assert settings_without_redis(dict(os.environ)).port == 8000

@@ -3,8 +3,12 @@ shuffled order, a fixed rate, every event type — sent concurrently with a summ
 
 from __future__ import annotations
 
+import itertools
+import os
 import random
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -15,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from workos import WorkOSClient
@@ -386,3 +391,118 @@ def test_send_many_to_nothing_stops_at_the_first_refusal(env: Path, capsys: pyte
     assert "connect: " in captured.out
     assert "not sent" in captured.out
     assert captured.err == f"hookyard send: cannot connect to {url} — is `make run` running?\n"
+
+
+# --- --set and --sequence -------------------------------------------------------------------------------------
+
+
+def test_send_sets_fields_by_dotted_path_with_json_values(
+    env: Path, stub_receiver: StubReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORKOS_WEBHOOK_SECRET", TEST_SECRET)
+    argv = ["send", "dsync.user.updated", "--url", stub_receiver.url, "--count", "2"]
+    argv += ["--set", "data.id=user_42", "--set", "data.state=inactive", "--set", 'data.custom={"tier": 3}']
+    argv += ["--set", "data.manager_id=null", "--set", "data.note.text=007", "--set", "data.flag=true"]
+
+    assert main(argv) == 0
+
+    for delivery in stub_receiver.deliveries:
+        assert delivery.verified
+        data = orjson.loads(delivery.body)["data"]
+        assert data["id"] == "user_42"
+        assert data["state"] == "inactive"
+        assert data["custom"] == {"tier": 3}
+        assert data["manager_id"] is None
+        assert data["note"] == {"text": "007"}  # not JSON (a leading zero): kept as the string given
+        assert data["flag"] is True
+
+
+def test_send_set_needs_a_path_and_a_value(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["send", "dsync.user.updated", "--set", "state"])
+    assert "expected PATH=VALUE" in capsys.readouterr().err
+
+
+def test_send_sequence_sends_one_resources_events_issued_in_order(
+    env: Path, stub_receiver: StubReceiver, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("WORKOS_WEBHOOK_SECRET", TEST_SECRET)
+
+    argv = ["send", "--sequence", "dsync.user.created,updated,deleted", "--count", "2", "--shuffle", "--seed", "7"]
+    assert main([*argv, "--url", stub_receiver.url]) == 0
+
+    envelopes = [orjson.loads(d.body) for d in stub_receiver.deliveries]
+    assert len(envelopes) == 6
+    assert all(d.verified for d in stub_receiver.deliveries)
+    by_resource: dict[str, list[dict[str, Any]]] = {}
+    for envelope in envelopes:
+        by_resource.setdefault(envelope["data"]["id"], []).append(envelope)
+    assert len(by_resource) == 2
+    for events in by_resource.values():
+        issued = sorted(events, key=lambda e: e["created_at"])
+        assert [e["event"] for e in issued] == ["dsync.user.created", "dsync.user.updated", "dsync.user.deleted"]
+        times = [datetime.fromisoformat(e["created_at"].replace("Z", "+00:00")) for e in issued]
+        assert [(b - a).total_seconds() for a, b in itertools.pairwise(times)] == [1.0, 1.0]
+        assert len({e["data"]["directory_id"] for e in events}) == 1
+    assert "sent 6 deliveries (6 events, 0 duplicates)" in capsys.readouterr().out
+
+
+def test_send_sequence_of_a_membership_follows_its_user(env: Path, stub_receiver: StubReceiver) -> None:
+    argv = ["send", "dsync.group.user_added", "--sequence", "user_added,user_removed", "--secret", TEST_SECRET]
+    assert main([*argv, "--url", stub_receiver.url]) == 0
+
+    added, removed = sorted((orjson.loads(d.body) for d in stub_receiver.deliveries), key=lambda e: e["created_at"])
+    assert (added["event"], removed["event"]) == ("dsync.group.user_added", "dsync.group.user_removed")
+    assert added["data"]["user"]["id"] == removed["data"]["user"]["id"]
+
+
+def test_send_sequence_refuses_unknown_types(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["send", "--sequence", "dsync.user.created,renamed"])
+    assert "--sequence: unknown event types dsync.user.renamed" in capsys.readouterr().err
+
+
+# --- against the real receiver --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def receiver(redis_url: str, tmp_path: Path) -> Iterator[str]:
+    """`python -m receiver` on a free port, with the test secret; yields its webhook URL."""
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("HOOKYARD_", "WORKOS_")) and k != "REDIS_URL"}
+    environ.update(
+        REDIS_URL=redis_url, WORKOS_WEBHOOK_SECRET=TEST_SECRET, HOOKYARD_PORT=str(port), HOOKYARD_DATA_DIR=str(tmp_path)
+    )
+    with (tmp_path / "receiver.log").open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "receiver"], env=environ, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 30
+        with httpx.Client(timeout=1.0) as client:
+            while True:
+                assert process.poll() is None, (tmp_path / "receiver.log").read_text()
+                try:
+                    if client.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail("the receiver did not answer /healthz within 30 s")
+                time.sleep(0.02)
+        yield f"http://127.0.0.1:{port}/webhooks/workos"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_send_count_with_a_wrong_secret_says_the_receivers_reason_once(
+    env: Path, receiver: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["send", "dsync.user.created", "--count", "5", "--secret", "whsec_wrong_secret", "--url", receiver]
+
+    assert main(argv) == 1
+
+    captured = capsys.readouterr()
+    assert "401: 5" in captured.out
+    reason = f"hookyard send: {receiver} refused the signature (401): mismatch — the secret is not the receiver's"
+    assert captured.err.count(reason) == 1, captured.err
+    assert captured.err.count("\n") == 1
