@@ -167,29 +167,31 @@ class _RedisKeeper(threading.Thread):
 
     def run(self) -> None:
         delay = _REDIS_WATCH_S
-        failing = False
+        # How the server last exited, while it is down: a failed start (one that timed out leaves no process
+        # behind) is tried again after a growing delay, and said once.
+        down: str | None = None
         while not self._closed.wait(delay):
             with self._lock:
                 if self._closed.is_set():
                     return
                 process = self._redis.process
-                if process is None or process.poll() is None:
-                    continue
-                how = _exit_description(process.returncode)
+                if down is None:
+                    if process is None or process.poll() is None:
+                        continue
+                    down = _exit_description(process.returncode)
                 try:
                     self._redis.start()
                 except HookyardError as exc:
-                    if not failing:
-                        warn(f"hookyard dev: embedded Redis exited ({how}) and does not restart: {exc}; trying again")
-                    failing = True
+                    if delay == _REDIS_WATCH_S:
+                        warn(f"hookyard dev: embedded Redis exited ({down}) and does not restart: {exc}; trying again")
                     delay = min(delay * 2, _REDIS_RETRY_MAX_S)
                     continue
                 self._pid_file.write_text(f"{self._redis.pid}\n")
                 warn(
-                    f"hookyard dev: embedded Redis exited ({how}); restarted on port {self._redis.port} "
+                    f"hookyard dev: embedded Redis exited ({down}); restarted on port {self._redis.port} "
                     "with the same data"
                 )
-                failing, delay = False, _REDIS_WATCH_S
+                down, delay = None, _REDIS_WATCH_S
 
     def close(self) -> None:
         with self._lock:
