@@ -94,7 +94,9 @@ def with_dev_addresses(environ: Mapping[str, str]) -> dict[str, str]:
     if stack is None:
         return env
     redis_url = env.get("REDIS_URL", "").strip()
-    if redis_url and without_password(redis_url) != stack.redis_url:
+    # Masked on both sides (the stack records its Redis URL without the password): an address, not a secret.
+    shown_url = without_password(redis_url)
+    if redis_url and shown_url != stack.redis_url:
         return env
     for name, value in stack.settings.items():
         if not env.get(name, "").strip():

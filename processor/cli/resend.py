@@ -42,7 +42,7 @@ _WHY_NOT = {
 
 
 @dataclass(frozen=True, slots=True)
-class _Candidate:
+class _Choice:
     source: str
     event_id: str
     archived: ArchivedEvent | None = None
@@ -88,44 +88,44 @@ def _resend(args: argparse.Namespace, environ: dict[str, str]) -> int:
         args.parser.error("choose what to resend: event IDs, --type, --resource or --since/--until")
     settings = settings_for_redis(environ)
     now_ms = wall_ms()
-    resent: list[_Candidate] = []
+    resent: list[_Choice] = []
     with connect(settings) as client:
-        candidates = _classify(client, settings, args, _select(client, settings, args, now_ms), now_ms)
+        choices = _classify(client, settings, args, _select(client, settings, args, now_ms), now_ms)
         chosen = sorted(
-            (c for c in candidates if c.status == "done"),
+            (c for c in choices if c.status == "done"),
             # Issued order: within one key the earlier event must be back in the queue first, or a worker could
             # run the later one before the earlier one arrives.
             key=lambda c: (c.archived.issued_at_ms if c.archived else 0, c.event_id),
         )
         if not args.dry_run:
             resent = _queue_again(open_store(client, settings), chosen)
-    left = [c for c in candidates if c.status != "done"] + [c for c in chosen if c not in resent and not args.dry_run]
+    left = [c for c in choices if c.status != "done"] + [c for c in chosen if c not in resent and not args.dry_run]
     if args.json:
-        print_json(_json(args, candidates, chosen, resent, left))
+        print_json(_json(args, choices, chosen, resent, left))
     else:
         _report(args, settings, chosen, resent, left)
     return 1 if any(c.status == "expired" for c in left) else 0
 
 
-def _select(client: redis.Redis, settings: Settings, args: argparse.Namespace, now_ms: int) -> list[_Candidate]:
+def _select(client: redis.Redis, settings: Settings, args: argparse.Namespace, now_ms: int) -> list[_Choice]:
     since = args.since.resolve(now_ms) if args.since else None
     until = args.until.resolve(now_ms) if args.until else None
     wanted = EventFilter(args.source, args.type, args.resource)
     if not args.event_ids:
         rows = newest(client, wanted, since=since, until=until, limit=args.limit)
-        return [_Candidate(row.source, row.event_id) for row in rows]
+        return [_Choice(row.source, row.event_id) for row in rows]
     sources = [args.source] if args.source else sorted({DEFAULT_SOURCE, *settings.sources})
-    found: list[_Candidate] = []
+    found: list[_Choice] = []
     for event_id in dict.fromkeys(args.event_ids):
         pipe = client.pipeline(transaction=False)
         for source in sources:
             pipe.hgetall(keys.event_keys(source, event_id).archive)
         hits = [ArchivedEvent.decode(event_id, entry) for entry in pipe.execute() if entry]
         if not hits:
-            found.append(_Candidate(args.source or DEFAULT_SOURCE, event_id))
+            found.append(_Choice(args.source or DEFAULT_SOURCE, event_id))
         for hit in hits:
             if _within(hit, wanted, since, until):
-                found.append(_Candidate(hit.source, event_id, hit))
+                found.append(_Choice(hit.source, event_id, hit))
     return found
 
 
@@ -137,26 +137,26 @@ def _within(archived: ArchivedEvent, wanted: EventFilter, since: int | None, unt
 
 
 def _classify(
-    client: redis.Redis, settings: Settings, args: argparse.Namespace, selected: list[_Candidate], now_ms: int
-) -> list[_Candidate]:
+    client: redis.Redis, settings: Settings, args: argparse.Namespace, selected: list[_Choice], now_ms: int
+) -> list[_Choice]:
     registry = _registry_or_empty(settings)
     window_ms = int(settings.reorder_window_s * 1000)
-    out: list[_Candidate] = []
-    for candidate in selected:
-        archived = candidate.archived
+    out: list[_Choice] = []
+    for choice in selected:
+        archived = choice.archived
         if archived is None:
-            archived = open_store(client, settings).archive.get(candidate.source, candidate.event_id)
+            archived = open_store(client, settings).archive.get(choice.source, choice.event_id)
         if archived is None:
-            out.append(_Candidate(candidate.source, candidate.event_id))
+            out.append(_Choice(choice.source, choice.event_id))
             continue
         statuses = handler_statuses(client, registry, archived, now_ms, window_ms=window_ms)
         status = next((s for s in statuses if s.handler == args.handler), None)
         if status is None:
-            out.append(_Candidate(archived.source, archived.event_id, archived, status="not_routed"))
+            out.append(_Choice(archived.source, archived.event_id, archived, status="not_routed"))
             continue
         target = _target(status)
         known = status.status if target is not None else "unknown"
-        out.append(_Candidate(archived.source, archived.event_id, archived, target, known))
+        out.append(_Choice(archived.source, archived.event_id, archived, target, known))
     return out
 
 
@@ -166,17 +166,17 @@ def _target(status: HandlerStatus) -> Target | None:
     return Target(status.handler, status.ordering_key, status.ordered, status.shard, status.pair)
 
 
-def _queue_again(store: Store, chosen: list[_Candidate]) -> list[_Candidate]:
-    resent: list[_Candidate] = []
+def _queue_again(store: Store, chosen: list[_Choice]) -> list[_Choice]:
+    resent: list[_Choice] = []
     with Progress(len(chosen), "resending") as progress:
-        for candidate in chosen:
-            assert candidate.archived is not None
-            assert candidate.target is not None
-            outcome = store.pairs.resend(candidate.target, candidate.archived, wall_ms())
+        for choice in chosen:
+            assert choice.archived is not None
+            assert choice.target is not None
+            outcome = store.pairs.resend(choice.target, choice.archived, wall_ms())
             # Anything else: a worker or an operator got there since it was classified (it is pending again,
             # or became a letter); it is reported with the others left alone.
             if outcome == "resent":
-                resent.append(candidate)
+                resent.append(choice)
             progress.advance()
     return resent
 
@@ -190,18 +190,18 @@ def _registry_or_empty(settings: Settings) -> Registry:
         return Registry()
 
 
-def _why(candidate: _Candidate, *, dry_run: bool) -> str:
-    if candidate.status == "done":
+def _why(choice: _Choice, *, dry_run: bool) -> str:
+    if choice.status == "done":
         return "pending or a letter again since it was selected" if not dry_run else ""
-    return _WHY_NOT.get(candidate.status, candidate.status)
+    return _WHY_NOT.get(choice.status, choice.status)
 
 
 def _report(
     args: argparse.Namespace,
     settings: Settings,
-    chosen: list[_Candidate],
-    resent: list[_Candidate],
-    left: list[_Candidate],
+    chosen: list[_Choice],
+    resent: list[_Choice],
+    left: list[_Choice],
 ) -> None:
     if args.dry_run and chosen:
         rows = [
@@ -235,15 +235,15 @@ def _report(
 
 def _json(
     args: argparse.Namespace,
-    candidates: list[_Candidate],
-    chosen: list[_Candidate],
-    resent: list[_Candidate],
-    left: list[_Candidate],
+    choices: list[_Choice],
+    chosen: list[_Choice],
+    resent: list[_Choice],
+    left: list[_Choice],
 ) -> dict[str, Any]:
     return {
         "dry_run": args.dry_run,
         "handler": args.handler,
-        "selected": len(candidates),
+        "selected": len(choices),
         "resendable": [c.event_id for c in chosen],
         "resent": [c.event_id for c in resent],
         "not_resent": [
