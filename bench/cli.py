@@ -22,12 +22,14 @@ from bench.processes import ROOT, pin
 from bench.processor_bench import ROUND_VARIANTS, WINDOW_VARIANT, ProcessorBench
 from bench.receiver_bench import CONTENDERS, LOAD_CORE, ReceiverBench
 from bench.recovery import RecoveryBench
+from bench.redis_memory import RedisMemoryBench
 from bench.report import RunRecord, write_report
 from shared.embedded_redis import EmbeddedRedis
+from shared.logging import configure_logging
 
 __all__ = ["main"]
 
-PARTS = ("receiver", "processor", "end-to-end", "recovery")
+PARTS = ("receiver", "processor", "end-to-end", "recovery", "redis-memory")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -65,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             "processor": lambda: _run_processor(plan, workdir, redis_server, run),
             "end-to-end": lambda: _run_end_to_end(plan, workdir, redis_server, run),
             "recovery": lambda: _run_recovery(plan, workdir, redis_server, run),
+            "redis-memory": lambda: _run_redis_memory(plan, redis_server, run),
         }
         for part in PARTS:
             if part not in parts:
@@ -149,6 +152,13 @@ def _run_recovery(plan: Plan, workdir: Path, redis_server: EmbeddedRedis, run: R
     run.recovery_command = recovery.command
 
 
+def _run_redis_memory(plan: Plan, redis_server: EmbeddedRedis, run: RunRecord) -> None:
+    _log(f"redis memory: {plan.memory_events:,} events per case")
+    # The ingester and runner run in this process: their per-event debug lines would drown the bench's own.
+    configure_logging("warning")
+    run.redis_memory = RedisMemoryBench(plan, redis_server.url, progress=_log).run()
+
+
 def _write_json(run: RunRecord, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {
@@ -163,5 +173,6 @@ def _write_json(run: RunRecord, path: Path) -> None:
         "lag": [dataclasses.asdict(lag) for lag in run.lag],
         "memory": dataclasses.asdict(run.memory) if run.memory else None,
         "recovery": dataclasses.asdict(run.recovery) if run.recovery else None,
+        "redis_memory": dataclasses.asdict(run.redis_memory) if run.redis_memory else None,
     }
     path.write_text(json.dumps(data, indent=2, default=str))

@@ -31,6 +31,8 @@ class Plan:
     recoveries: int
     recovery_work_ms: int
     recovery_timeout: str | None  # HOOKYARD_RECOVERY_TIMEOUT; None: the default (30 s), as deployed
+    # Redis memory per event
+    memory_events: int  # events admitted and handled per case
 
 
 FULL = Plan(
@@ -54,6 +56,7 @@ FULL = Plan(
     recoveries=3,
     recovery_work_ms=50,
     recovery_timeout=None,
+    memory_events=10_000,
 )
 
 QUICK = Plan(
@@ -77,4 +80,5 @@ QUICK = Plan(
     recoveries=1,
     recovery_work_ms=50,
     recovery_timeout="3s",  # the smallest allowed: a 30 s recovery does not fit a one-minute smoke run
+    memory_events=200,
 )

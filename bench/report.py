@@ -18,6 +18,7 @@ from bench.plan import Plan
 from bench.processor_bench import ROUND_VARIANTS, WINDOW_VARIANT
 from bench.receiver_bench import CONTENDERS
 from bench.recovery import FEED_RATE, Recovery
+from bench.redis_memory import KINDS, RedisMemory
 from bench.stats import Measurements, Summary
 
 __all__ = ["ANALYSIS_END", "ANALYSIS_START", "RunRecord", "render", "write_report"]
@@ -58,6 +59,7 @@ class RunRecord:
     lag: list[LagResult] = field(default_factory=list)
     memory: MemoryResult | None = None
     recovery: Recovery | None = None
+    redis_memory: RedisMemory | None = None
     e2e_commands: dict[str, str] = field(default_factory=dict)
     recovery_command: str = ""
     failures: list[str] = field(default_factory=list)
@@ -310,6 +312,100 @@ def _end_to_end(run: RunRecord) -> list[str]:
     return lines
 
 
+def _bytes(value: float) -> str:
+    return _number(value, 0)
+
+
+def _formula(coefficients: tuple[float, ...], symbols: tuple[str, ...]) -> str:
+    parts = [f"{coefficients[0]:,.0f}"]
+    for value, symbol in zip(coefficients[1:], symbols, strict=True):
+        digits = 2 if abs(value) < 10 else 0
+        parts.append(f"{MINUS if value < 0 else '+'} {abs(value):,.{digits}f} {TIMES} {symbol}")
+    return " ".join(parts)
+
+
+def _redis_memory(run: RunRecord) -> list[str]:
+    mem = run.redis_memory
+    if mem is None:
+        return []
+    first = mem.cases[0]
+    lines = [
+        "## Redis memory per event",
+        "",
+        f"{first.events:,} events per case go through the real path: inbox messages as the receiver writes them, "
+        "admitted by the `Ingester` and `Store`, then every call run by the `Runner` (processor.testing's Harness "
+        'pointed at this run\'s Redis; no-op handlers on `dsync.*`, `order_by="resource"`, names of 23 '
+        "characters; WorkOS-shaped ids: event ids of 32 characters, user ids of 41). `used_memory` (`INFO memory`, "
+        "less client and AOF buffers) is read after FLUSHALL, after ingest (every call pending), after every call "
+        "completed, and after deleting every key that has a TTL and trimming the events index, as the windows "
+        f"would. The dedupe window is set to {mem.dedupe_ttl_s / 86400:g} d and retention to "
+        f"{mem.retention_s / 86400:g} d only so that each key's TTL shows which window holds it (the defaults are "
+        "both 7 d). A pair is one (resource, handler).",
+        "",
+        "```sh",
+        "python -m bench --only redis-memory",
+        "```",
+        "",
+    ]
+    header = ["body B", "handlers", "events per resource", "pairs", "pending B/event", "handled B/event",
+              "handled, fitted", "left after the windows"]  # fmt: skip
+    rows = []
+    for result, residual in zip(mem.cases, mem.handled.residuals, strict=True):
+        case = result.case
+        rows.append(
+            [
+                f"{case.body_bytes:,}",
+                str(case.handlers),
+                str(case.events_per_key),
+                f"{result.pairs:,}",
+                _bytes(result.pending_per_event),
+                _bytes(result.handled_per_event),
+                _bytes(result.handled_per_event - residual),
+                f"{result.left_bytes:,} B in {result.left_keys} keys",
+            ]
+        )
+    lines += _table(header, rows)
+    handled = _formula(mem.handled.coefficients, ("body", "handlers", "pairs/event"))
+    pending = _formula(mem.pending.coefficients, ("body", "handlers", f"body {TIMES} handlers", "pairs/event"))
+    lines += [
+        "",
+        "Least-squares fits over the cases (body in bytes; pairs/event = handlers / events per resource):",
+        "",
+        f"- after handling: bytes/event ≈ {handled} (largest residual {mem.handled.max_abs_residual:,.0f} B);",
+        f"- while pending: bytes/event ≈ {pending} (largest residual {mem.pending.max_abs_residual:,.0f} B).",
+        "",
+        f"Where the bytes are, case 1 ({first.case.body_bytes} B, {first.case.handlers} handlers, "
+        f"{first.case.events_per_key} events per resource), by `MEMORY USAGE` (SAMPLES 0) per event; the rest of "
+        "`used_memory` is the keyspace's own tables (bucket arrays, the expiry index):",
+        "",
+    ]
+    rows = []
+    for kind, label in KINDS.items():
+        pending_b = first.pending_kinds.get(kind)
+        handled_b = first.handled_kinds.get(kind)
+        if (pending_b or 0.0) < 0.5 and (handled_b or 0.0) < 0.5:
+            continue  # per shard, not per event (the inbox lease, an emptied index)
+        held = first.held_for.get(kind, "until handled" if handled_b is None else "—")
+        rows.append([label, _bytes(pending_b or 0.0), _bytes(handled_b or 0.0), held])
+    rows.append(
+        [
+            f"keyspace tables (`used_memory` {MINUS} Σ `MEMORY USAGE`)",
+            _bytes(first.pending_per_event - sum(first.pending_kinds.values())),
+            _bytes(first.handled_per_event - sum(first.handled_kinds.values())),
+            "—",
+        ]
+    )
+    lines += _table(["key", "pending B/event", "handled B/event", "held for"], rows)
+    lines += [
+        "",
+        "The events index has no TTL of its own: each admission trims its shard's members older than the retention "
+        "window, so it holds that window's events. What is left once both windows have passed is the per-shard "
+        "counters (last column of the first table), not a cost per event.",
+        "",
+    ]
+    return lines
+
+
 def _targets(run: RunRecord) -> list[str]:
     r, p = run.receiver, run.processor
     vs_ceiling = r.ratio("hookyard", "ceiling", "rps")
@@ -324,7 +420,7 @@ def _targets(run: RunRecord) -> list[str]:
             _summary(fixed_p99, 2, " ms"),
             _met(_at_most(fixed_p99.median, 5.0) if fixed_p99.count else None),
         ],
-        [f"processor ≥ 0.5{TIMES} raw Dramatiq (dedupe + ordering on)", _ratio(vs_raw), _met(_at_least(vs_raw, 0.5))],
+        [f"processor ≥ 0.7{TIMES} raw Dramatiq (dedupe + ordering on)", _ratio(vs_raw), _met(_at_least(vs_raw, 0.7))],
     ]
     if run.recovery is not None:
         median = run.recovery.median_s
@@ -356,6 +452,7 @@ def render(run: RunRecord, analysis: str) -> str:
     lines += _receiver(run)
     lines += _processor(run)
     lines += _end_to_end(run)
+    lines += _redis_memory(run)
     if run.failures:
         lines += ["## Runs that failed (no number)", "", *(f"- `{failure}`" for failure in run.failures), ""]
     lines += [ANALYSIS_START, analysis.strip("\n"), ANALYSIS_END, ""]

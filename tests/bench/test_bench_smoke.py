@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.processor_bench import ROUND_VARIANTS, WINDOW_VARIANT
+from bench.redis_memory import CASES
 from bench.report import ANALYSIS_END, ANALYSIS_START
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +39,9 @@ def test_quick_run_writes_every_table(tmp_path: Path) -> None:
     # Then it succeeds and the report has the machine, the targets and a row per contender in each table
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     text = report.read_text()
-    for heading in ("## Machine", "## Targets", "## Receiver: the HTTP ack path", "## Processor", "## End to end"):
+    headings = ("## Machine", "## Targets", "## Receiver: the HTTP ack path", "## Processor", "## End to end",
+                "## Redis memory per event")  # fmt: skip
+    for heading in headings:
         assert heading in text
     for row in RECEIVER_ROWS:
         assert row in text
@@ -54,3 +57,8 @@ def test_quick_run_writes_every_table(tmp_path: Path) -> None:
         assert data["receiver"][contender]["rps"]["0"] > 0
     for variant in (*ROUND_VARIANTS, WINDOW_VARIANT):
         assert data["processor"][variant.name]["events_per_s"]["0"] > 0
+    # And every memory case grew Redis while pending, by more than once it was handled
+    cases = data["redis_memory"]["cases"]
+    assert len(cases) == len(CASES)
+    for case in cases:
+        assert case["pending_per_event"] > case["handled_per_event"] > case["case"]["body_bytes"]
