@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
 from processor.event import Event, from_ms
 from shared.envelope import issued_at_ms, parse_envelope
@@ -12,10 +11,19 @@ from shared.wire import QueuedEvent, decode_message
 __all__ = ["bound_issued_ms", "event_from_message", "event_from_queued"]
 
 
-def event_from_queued(queued: QueuedEvent) -> tuple[Event, int]:
-    """The event of a queued message and its issued time in ms; raises EnvelopeError if the body is unusable."""
+def event_from_queued(
+    queued: QueuedEvent,
+    *,
+    issued_ms: int | None = None,
+    late: bool = False,
+    attempt: int = 1,
+    lease_check: Callable[[], bool] | None = None,
+) -> tuple[Event, int]:
+    """The event of a queued message and its issued time in ms (the given `issued_ms`, the position it was queued
+    at, or else computed from the envelope); raises EnvelopeError if the body is unusable."""
     envelope = parse_envelope(queued.raw)
-    issued_ms = issued_at_ms(envelope.created_at, queued.signed_at_ms)
+    if issued_ms is None:
+        issued_ms = issued_at_ms(envelope.created_at, queued.signed_at_ms)
     event = Event(
         id=envelope.id,
         type=envelope.type,
@@ -26,6 +34,9 @@ def event_from_queued(queued: QueuedEvent) -> tuple[Event, int]:
         issued_at=from_ms(issued_ms),
         received_at=from_ms(queued.received_at_ms),
         raw=queued.raw,
+        late=late,
+        attempt=attempt,
+        lease_check=lease_check,
     )
     return event, issued_ms
 
@@ -49,5 +60,8 @@ def event_from_message(
 ) -> Event:
     """The event a handler receives, from the queued message kept with its pending run. `issued_at_ms` is the
     position it was queued at (the bounded issued time), so the handler sees the time it was ordered by."""
-    event, _ = event_from_queued(decode_message(message))
-    return replace(event, late=late, attempt=attempt, issued_at=from_ms(issued_at_ms), lease_check=lease_check)
+    # Built once, with everything (a `replace` afterwards would build it twice: measurable per event).
+    event, _ = event_from_queued(
+        decode_message(message), issued_ms=issued_at_ms, late=late, attempt=attempt, lease_check=lease_check
+    )
+    return event

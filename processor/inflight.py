@@ -238,7 +238,7 @@ class InFlight:
             if now >= call.deadline and call.expire():
                 with self._lock:
                     self.abandoned += 1
-                call.lease.lost.set()
+                call.lease.lost = True
                 call.release_slot()
                 call.cancel()
                 self._expire(call)

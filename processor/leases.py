@@ -32,12 +32,13 @@ class Lease:
         self.claim = claim
         #: Monotonic time after which this process no longer vouches for the lease.
         self.valid_until = valid_until
-        #: Set when a renewal found the lease taken over, or the run gave it up (timeout).
-        self.lost = threading.Event()
+        #: True once a renewal found the lease taken over, or the run gave it up (timeout). A plain flag: one
+        #: writer sets it once, readers only need to see it eventually (cheaper than an Event per call).
+        self.lost = False
 
     def alive(self, now: float | None = None) -> bool:
         """True while the lease is certainly still ours: not lost and not past its local deadline."""
-        return not self.lost.is_set() and (time.monotonic() if now is None else now) < self.valid_until
+        return not self.lost and (time.monotonic() if now is None else now) < self.valid_until
 
 
 class LeaseKeeper:
@@ -98,6 +99,6 @@ class LeaseKeeper:
                 still_held = self._held.get((claim.shard, claim.pair_id)) is lease
             # A run that completed between the snapshot and the renewal freed its lease itself.
             if still_held:
-                lease.lost.set()
+                lease.lost = True
                 log.warning("lease.lost", shard=claim.shard, pair=claim.pair_id, event_id=claim.event_id)
         return kept

@@ -4,6 +4,8 @@ through prometheus_client's multiprocess mode); backlog gauges are read from Red
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 __all__ = ["WorkerMetrics"]
@@ -71,3 +73,22 @@ class WorkerMetrics:
             ["source"],
             registry=registry,
         )
+        # Label children by handler, looked up once: `labels()` takes a lock and builds a key on every call, and
+        # these are counted on every run.
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def _child(self, family: str, metric: Any, *labels: str) -> Any:
+        key = (family, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def count_run(self, handler: str, outcome: str) -> None:
+        self._child("runs", self.runs, handler, outcome).inc()
+
+    def observe_duration(self, handler: str, seconds: float) -> None:
+        self._child("duration", self.duration, handler).observe(seconds)
+
+    def observe_lag(self, handler: str, seconds: float) -> None:
+        self._child("lag", self.lag, handler).observe(seconds)

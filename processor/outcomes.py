@@ -129,4 +129,4 @@ class Outcomes:
 
     def count(self, handler: str, outcome: str) -> None:
         if self.metrics is not None:
-            self.metrics.runs.labels(handler, outcome).inc()
+            self.metrics.count_run(handler, outcome)

@@ -242,7 +242,7 @@ class Runner:
             self.lease_keeper.release(lease)
             ours = self.inflight.end(call)
             if self.metrics is not None:
-                self.metrics.duration.labels(spec.name).observe(time.monotonic() - call.started)
+                self.metrics.observe_duration(spec.name, time.monotonic() - call.started)
         if not ours:
             # The watchdog recorded this call's timeout and the pair went on without it.
             log.warning("run.abandoned_call_returned", handler=spec.name, event_id=claim.event_id,
@@ -260,7 +260,7 @@ class Runner:
             return settled
         self.outcomes.count(spec.name, "ok")
         if self.metrics is not None:
-            self.metrics.lag.labels(spec.name).observe(max(0.0, (now - claim.issued_at_ms) / 1000))
+            self.metrics.observe_lag(spec.name, max(0.0, (now - claim.issued_at_ms) / 1000))
         log.debug("run.ok", handler=spec.name, event_id=claim.event_id, attempt=claim.attempt)
         return settled
 

@@ -36,7 +36,7 @@ end
 if claim_next == '1' then
   local head = redis.call('ZRANGE', K.queue, 0, 0)
   if #head == 1 and runnable_at(read_state(head[1]), A.window) <= now then
-    rearm(pid, now, A.window, A.grace, 0)  -- keeps the backlog index right; try_claim then re-indexes the lease
+    index_backlog(pid)  -- the head changed; try_claim then indexes the new lease in the due set
     local claimed = try_claim(pid, token, '0')
     local reply = {'ok', fmt(now), 0}
     for _, v in ipairs(claimed) do reply[#reply + 1] = v end

@@ -59,7 +59,8 @@ end
 -- Keep the shard's due index and backlog index right for this pair. Returns {due, wake}: due = -1 when the
 -- pair has nothing pending; wake = 1 when the caller must send a wake-up now (reserved here, so concurrent
 -- callers and the sweep do not all send one).
-local function rearm(pid, now, window, grace, allow_wake)
+-- Keep the handler's backlog index right for this pair (scored by its head event's arrival); returns the head.
+local function index_backlog(pid)
   local handler = redis.call('HGET', K.pair, 'handler') or '?'
   local head = redis.call('ZRANGE', K.queue, 0, 0)
   if #head == 0 then
@@ -67,6 +68,11 @@ local function rearm(pid, now, window, grace, allow_wake)
   else
     redis.call('ZADD', backlog_key(handler), read_state(head[1]).received, pid)
   end
+  return head
+end
+
+local function rearm(pid, now, window, grace, allow_wake)
+  local head = index_backlog(pid)
   local lease_until = tonumber(redis.call('HGET', K.pair, 'lease_until') or '0')
   if lease_until > now then
     -- Owned by a runner: look again when its lease runs out (that is how a crashed runner's work resumes).

@@ -75,7 +75,7 @@ def test_a_call_past_its_timeout_is_expired_once_and_counted_until_it_returns() 
     inflight.tick(now=103.0)
     # The timeout is recorded once, the lease is given up, the gate slot is free again, the thread is counted
     assert rec.expired == [call]
-    assert lease.lost.is_set() and not lease.alive()
+    assert lease.lost and not lease.alive()
     assert inflight.abandoned == 1
     assert inflight.gate.enter_exclusive(0.01)
     inflight.gate.leave_exclusive()
@@ -113,7 +113,7 @@ def test_an_async_call_is_cancelled_when_its_lease_is_lost() -> None:
     thread = threading.Thread(target=lambda: loop.run_until_complete(asyncio.wait([task])))
     thread.start()
     assert started.wait(5)
-    lease.lost.set()
+    lease.lost = True
     inflight.tick(now=1.0)
     thread.join(5)
     assert task.cancelled()
