@@ -24,7 +24,7 @@ from bench.receiver_bench import CONTENDERS, LOAD_CORE, ReceiverBench
 from bench.recovery import RecoveryBench
 from bench.redis_memory import RedisMemoryBench
 from bench.report import RunRecord, write_report
-from shared.embedded_redis import EmbeddedRedis
+from processor.devtools.embedded_redis import EmbeddedRedis
 from shared.logging import configure_logging
 
 __all__ = ["main"]

@@ -1,5 +1,5 @@
-"""Signed WorkOS deliveries for load: realistic bodies (shared/samples.py), signed as WorkOS signs them, as HTTP
-requests for the load generators or as inbox messages exactly as the receiver stores them."""
+"""Signed WorkOS deliveries for load: realistic bodies (processor/devtools/samples.py), signed as WorkOS signs
+them, as HTTP requests for the load generators or as inbox messages exactly as the receiver stores them."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from shared.samples import sample_event
+from processor.devtools.samples import sample_event
 from shared.signature import sign
 from shared.wire import QueuedEvent, encode_message
 

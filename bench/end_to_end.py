@@ -26,9 +26,9 @@ from bench.plan import Plan
 from bench.processes import PYTHON, ROOT, Service, child_pids, command_line, rss_mib, wait_for_port
 from bench.processor_bench import check_handlers, hookyard_env, processor_service
 from bench.stats import percentile
+from processor.devtools.embedded_redis import free_port
+from processor.devtools.samples import sample_event
 from shared import keys
-from shared.embedded_redis import free_port
-from shared.samples import sample_event
 
 __all__ = [
     "BULK_CONNECTIONS",

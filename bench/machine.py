@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
 from bench.wrk import wrk_binary
-from shared.embedded_redis import redis_server_binary
+from processor.devtools.embedded_redis import redis_server_binary
 
 __all__ = ["Machine", "describe_machine", "load_average"]
 

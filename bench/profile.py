@@ -23,8 +23,8 @@ from bench.processes import PYTHON, cpu_seconds, pin
 from bench.receiver_bench import CONTENDERS, LOAD_CORE, ReceiverBench
 from bench.stats import Measurements
 from bench.wrk import run_wrk, write_script
-from shared.embedded_redis import EmbeddedRedis
-from shared.samples import sample_event
+from processor.devtools.embedded_redis import EmbeddedRedis
+from processor.devtools.samples import sample_event
 
 __all__ = ["main"]
 

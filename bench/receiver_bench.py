@@ -22,9 +22,9 @@ from bench.plan import Plan
 from bench.processes import PYTHON, ROOT, Service, cpu_seconds, wait_for_port
 from bench.stats import Measurements
 from bench.wrk import WrkResult, run_wrk, write_script, wrk_binary, wrk_command
-from shared.embedded_redis import free_port
+from processor.devtools.embedded_redis import free_port
+from processor.devtools.samples import sample_event
 from shared.keys import INBOX, INBOX_WAKE
-from shared.samples import sample_event
 
 __all__ = ["CONTENDERS", "LOAD_CORE", "SERVER_CORE", "ReceiverBench"]
 

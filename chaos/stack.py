@@ -20,9 +20,9 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from chaos.plan import Plan
+from processor.devtools.embedded_redis import EmbeddedRedis, free_port
 from processor.stats import read_snapshot
 from shared import keys
-from shared.embedded_redis import EmbeddedRedis, free_port
 
 __all__ = ["SECRET", "Stack"]
 

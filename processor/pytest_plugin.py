@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import redis
 
+from processor.devtools.embedded_redis import EmbeddedRedis
 from processor.testing import Harness
-from shared.embedded_redis import EmbeddedRedis
 
 __all__ = ["hookyard", "hookyard_redis_url"]
 

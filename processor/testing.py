@@ -24,6 +24,8 @@ from typing import Any
 import orjson
 
 from processor import deadletters
+from processor.devtools.embedded_redis import EmbeddedRedis
+from processor.devtools.samples import sample_event
 from processor.handlers import HandlerSpec, Registry, default_registry
 from processor.ingest import Ingester
 from processor.leases import LeaseKeeper
@@ -31,11 +33,9 @@ from processor.records import StoreTimings
 from processor.runner import Runner
 from processor.store import Store
 from shared import keys
-from shared.embedded_redis import EmbeddedRedis
 from shared.envelope import parse_envelope
 from shared.errors import EnvelopeError, StoreUnavailable
 from shared.redis_clients import WORKER_LOOPS, redis_client
-from shared.samples import sample_event
 from shared.wire import QueuedEvent, encode_message
 
 __all__ = ["Harness", "ManualClock", "sample_event"]

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from shared.embedded_redis import EmbeddedRedis
+from processor.devtools.embedded_redis import EmbeddedRedis
 from tests.fixtures import WORKOS_SAMPLES
 
 TEST_SECRET = "whsec_test_0123456789abcdef"

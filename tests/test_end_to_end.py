@@ -16,8 +16,8 @@ import orjson
 import pytest
 import redis
 
+from processor.devtools.embedded_redis import free_port
 from shared import keys
-from shared.embedded_redis import free_port
 from shared.signature import sign
 from tests.conftest import TEST_SECRET
 from tests.fixtures import WORKOS_SAMPLES

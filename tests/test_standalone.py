@@ -117,7 +117,7 @@ def test_the_guard_catches_a_reference_outside(rel: str, line: str) -> None:
         ("tests/test_x.py", "names = ROOT.parents  # unused"),
         ("tests/fuzz/test_x.py", 'b"/webhooks/../webhooks/workos",'),
         (".ci/run", 'cd "$(dirname "$0")/.."'),
-        ("tests/conftest.py", "from shared.embedded_redis import EmbeddedRedis"),
+        ("tests/conftest.py", "from processor.devtools.embedded_redis import EmbeddedRedis"),
     ],
 )
 def test_the_guard_lets_paths_inside_the_repository_pass(rel: str, line: str) -> None:

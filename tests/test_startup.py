@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.embedded_redis import EmbeddedRedis
+from processor.devtools.embedded_redis import EmbeddedRedis
 from shared.redis_clients import redact_url
 from tests.conftest import TEST_SECRET
 

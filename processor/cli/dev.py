@@ -33,9 +33,9 @@ from processor.cli.devstate import (
     running_redis_pid,
 )
 from processor.cli.render import say, warn
+from processor.devtools.embedded_redis import EmbeddedRedis, free_port
 from processor.startup import EXIT_CONFIG_ERROR
 from processor.supervisor import ChildSpec, Supervisor
-from shared.embedded_redis import EmbeddedRedis, free_port
 from shared.errors import ConfigError, HookyardError
 from shared.logging import configure_logging
 from shared.redis_clients import unreachable

@@ -22,8 +22,8 @@ from processor.cli.context import settings_without_redis, webhook_url
 from processor.cli.devstate import SECRET_FILE, saved_secret
 from processor.cli.render import Progress, print_json, say, warn
 from processor.cli.sender import FATAL_ERRORS, Delivery, Outcome, send_all
+from processor.devtools.samples import EVENT_TYPES, sample_event
 from shared.errors import ConfigError, HookyardError
-from shared.samples import EVENT_TYPES, sample_event
 from shared.settings import DEFAULT_SOURCE, Settings
 
 __all__ = ["Override", "add_parser", "apply_overrides", "override", "plan_deliveries"]
@@ -248,7 +248,8 @@ def _sequence(types: Sequence[str], rng: random.Random) -> list[dict[str, Any]]:
 
 
 def _about(envelope: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
-    # As shared.samples pins `resource_id`: a membership is about its user, a certificate about its connection.
+    # As processor.devtools.samples pins `resource_id`: a membership is about its user, a certificate about its
+    # connection.
     data = envelope.get("data") or {}
     event_type = str(envelope.get("event", ""))
     nested = None

@@ -18,7 +18,7 @@ import pytest
 from processor.cli import main
 from processor.cli.context import settings_without_redis, without_password
 from processor.cli.devstate import DevStack, record_stack
-from shared.embedded_redis import EmbeddedRedis, free_port
+from processor.devtools.embedded_redis import EmbeddedRedis, free_port
 from shared.redis_clients import OPERATOR
 
 #: Every verb that talks to Redis, with arguments that get it there.

@@ -23,7 +23,7 @@ import structlog
 
 from processor.cli import dev, main
 from processor.cli.devstate import is_redis_server, load_or_create_secret
-from shared.embedded_redis import EmbeddedRedis, free_port
+from processor.devtools.embedded_redis import EmbeddedRedis, free_port
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float = 20.0, what: str = "condition") -> None:

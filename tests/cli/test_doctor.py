@@ -13,8 +13,8 @@ import pytest
 import redis
 
 from processor.cli import main
+from processor.devtools.embedded_redis import free_port
 from shared import keys
-from shared.embedded_redis import free_port
 from tests.conftest import TEST_SECRET
 from tests.fixtures import cli_state
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from processor.cli import main
-from shared.samples import EVENT_TYPES
+from processor.devtools.samples import EVENT_TYPES
 from shared.settings import UnknownSettingWarning
 
 

@@ -26,8 +26,8 @@ from workos import WorkOSClient
 
 from processor.cli import main, send
 from processor.cli.send import plan_deliveries
-from shared.embedded_redis import free_port
-from shared.samples import EVENT_TYPES, sample_event
+from processor.devtools.embedded_redis import free_port
+from processor.devtools.samples import EVENT_TYPES, sample_event
 from tests.conftest import SAMPLES, TEST_SECRET
 
 WHEN = datetime(2025, 6, 1, 12, 0, 0, 123_000, tzinfo=UTC)

@@ -15,10 +15,10 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.registry import Collector
 
 from processor.cli import main
+from processor.devtools.embedded_redis import free_port
 from processor.metrics import WorkerMetrics
 from processor.testing import Harness
 from shared import keys
-from shared.embedded_redis import free_port
 from tests.fixtures import cli_state
 from tests.fixtures.cli_state import Scenario
 

@@ -23,8 +23,8 @@ import pytest
 import redis
 import yaml
 
-from shared.embedded_redis import EmbeddedRedis, free_port
-from shared.samples import EVENT_TYPES, sample_event
+from processor.devtools.embedded_redis import EmbeddedRedis, free_port
+from processor.devtools.samples import EVENT_TYPES, sample_event
 from shared.signature import sign
 from tests.conftest import TEST_SECRET
 from tests.deploy import dockerfile

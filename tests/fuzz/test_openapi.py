@@ -21,10 +21,10 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 import receiver.openapi
+from processor.devtools.embedded_redis import free_port
 from receiver import create_app, create_ops_app, receiver_state
 from receiver.openapi import OPENAPI_PATH, OPS_PATHS, WEBHOOK_PATHS, load_openapi
 from receiver.webhook import RETRY_AFTER_S
-from shared.embedded_redis import free_port
 from shared.errors import EnvelopeReason, SignatureReason
 from shared.settings import Settings
 from shared.signature import sign

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, event, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from processor.devtools.embedded_redis import EmbeddedRedis
 from receiver import create_app
-from shared.embedded_redis import EmbeddedRedis
 from shared.envelope import parse_envelope
 from shared.errors import EnvelopeError
 from shared.keys import INBOX

@@ -19,8 +19,8 @@ import pytest
 import redis
 
 from processor import deadletters
+from processor.devtools.embedded_redis import EmbeddedRedis
 from shared import keys
-from shared.embedded_redis import EmbeddedRedis
 from shared.wire import QueuedEvent, encode_message
 from tests.fixtures.nemesis_handlers import LEDGER
 from tests.processor.test_worker_processes import Processor, _children_with, wait_for

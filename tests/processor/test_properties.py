@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from processor import Event, Registry
+from processor.devtools.embedded_redis import EmbeddedRedis
 from processor.testing import Harness
-from shared.embedded_redis import EmbeddedRedis
 
 
 @dataclass

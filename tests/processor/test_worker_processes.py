@@ -15,8 +15,8 @@ import orjson
 import pytest
 import redis
 
+from processor.devtools.embedded_redis import EmbeddedRedis
 from shared import keys
-from shared.embedded_redis import EmbeddedRedis
 from shared.wire import QueuedEvent, encode_message
 from tests.fixtures.ledger_handlers import INTERVALS, LEDGER
 
@@ -209,7 +209,7 @@ def test_worker_metrics_are_merged_across_processes(
 ) -> None:
     import httpx
 
-    from shared.embedded_redis import free_port
+    from processor.devtools.embedded_redis import free_port
 
     port = free_port()
     proc = Processor(redis_url, workers=2, extra={"HOOKYARD_WORKER_METRICS_PORT": str(port)})

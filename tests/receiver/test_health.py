@@ -9,6 +9,7 @@ import pytest
 import redis
 from redis.exceptions import ResponseError
 
+from processor.devtools.embedded_redis import EmbeddedRedis
 from receiver import create_app
 from receiver.health import (
     WARN_APPENDONLY_OFF,
@@ -16,7 +17,6 @@ from receiver.health import (
     WARN_EVICTION,
     RedisConfigCheck,
 )
-from shared.embedded_redis import EmbeddedRedis
 from shared.settings import Settings
 from tests.receiver.conftest import restore_appendonly, serving
 

@@ -11,9 +11,9 @@ import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
+from processor.devtools.embedded_redis import free_port
 from receiver import http_protocol
 from receiver.http_protocol import BoundedHttpToolsProtocol
-from shared.embedded_redis import free_port
 
 SHORT_S = 0.3
 

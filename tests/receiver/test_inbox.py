@@ -9,9 +9,9 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
+from processor.devtools.embedded_redis import EmbeddedRedis
 from receiver.inbox import InboxWriter
 from receiver.metrics import ReceiverMetrics
-from shared.embedded_redis import EmbeddedRedis
 from shared.errors import StoreUnavailable
 from shared.keys import INBOX, INBOX_WAKE
 from shared.redis_clients import async_redis_client, receiver_hot_path

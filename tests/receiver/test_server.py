@@ -16,7 +16,7 @@ import orjson
 import pytest
 import redis
 
-from shared.embedded_redis import free_port
+from processor.devtools.embedded_redis import free_port
 from tests.conftest import TEST_SECRET
 from tests.receiver.conftest import event_body, inbox_events, signed_headers
 

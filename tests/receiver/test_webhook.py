@@ -11,11 +11,11 @@ import pytest
 import redis
 from starlette.applications import Starlette
 
+from processor.devtools.embedded_redis import EmbeddedRedis
 from receiver import create_app, receiver_state
 from receiver.outcome import REQUEST_RECORD, RequestRecord
 from receiver.state import ReceiverState
 from receiver.webhook import WebhookEndpoint
-from shared.embedded_redis import EmbeddedRedis
 from shared.keys import INBOX, INBOX_WAKE
 from shared.settings import Settings
 from tests.conftest import SAMPLES

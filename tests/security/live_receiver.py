@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from shared.embedded_redis import free_port
+from processor.devtools.embedded_redis import free_port
 from tests.conftest import TEST_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]

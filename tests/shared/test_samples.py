@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from workos.events.models.event_schema import EventSchema, EventSchemaUnknown
 
-import shared.samples
+import processor.devtools.samples
+from processor.devtools.samples import EVENT_TYPES, sample_event
 from shared.envelope import parse_envelope
-from shared.samples import EVENT_TYPES, sample_event
 
 EVENT_ID = re.compile(r"^event_[0-9A-HJKMNP-TV-Z]{26}$")
 ISO_MS_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -33,7 +33,7 @@ def resource_of(event: dict[str, Any]) -> str:
 
 
 def test_public_surface() -> None:
-    assert shared.samples.__all__ == ["EVENT_TYPES", "sample_event"]
+    assert processor.devtools.samples.__all__ == ["EVENT_TYPES", "sample_event"]
 
 
 def test_event_types_cover_connections_and_directory_sync() -> None:
