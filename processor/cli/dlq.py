@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections import Counter
 from typing import Any
 
@@ -18,6 +17,7 @@ from processor.cli.context import connect, open_store, settings_for_redis
 from processor.cli.render import Progress, age, iso, print_json, render_table, say, warn
 from processor.deadletters import Kind, Letter
 from processor.records import DeadLetter
+from shared.clock import wall_ms
 from shared.errors import ArchiveExpired, HookyardError
 
 __all__ = ["add_parser"]
@@ -130,7 +130,7 @@ def _require_selection(args: argparse.Namespace, verb: str) -> None:
 
 def _list(args: argparse.Namespace, environ: dict[str, str]) -> int:
     settings = settings_for_redis(environ)
-    now_ms = int(time.time() * 1000)
+    now_ms = wall_ms()
     with connect(settings) as client:
         letters = _select(client, args, now_ms)
     shown = letters[: args.limit]
@@ -161,7 +161,7 @@ def _list(args: argparse.Namespace, environ: dict[str, str]) -> int:
 
 def _show(args: argparse.Namespace, environ: dict[str, str]) -> int:
     settings = settings_for_redis(environ)
-    now_ms = int(time.time() * 1000)
+    now_ms = wall_ms()
     with connect(settings) as client:
         letters = deadletters.list_letters(client, _kind(args), handler=args.handler, event_ids={args.event_id})
     if not letters:
@@ -203,7 +203,7 @@ def _print_letter(letter: Letter, now_ms: int) -> None:
 def _replay(args: argparse.Namespace, environ: dict[str, str]) -> int:
     _require_selection(args, "replay")
     settings = settings_for_redis(environ)
-    now_ms = int(time.time() * 1000)
+    now_ms = wall_ms()
     replayed: list[Letter] = []
     gone = expired = 0
     with connect(settings) as client:
@@ -216,7 +216,7 @@ def _replay(args: argparse.Namespace, environ: dict[str, str]) -> int:
             with Progress(len(ordered), "replaying") as progress:
                 for letter in ordered:
                     try:
-                        back = deadletters.replay(store, [letter], int(time.time() * 1000))
+                        back = deadletters.replay(store, [letter], wall_ms())
                     except ArchiveExpired:
                         expired += 1
                     else:
@@ -262,7 +262,7 @@ def _replay(args: argparse.Namespace, environ: dict[str, str]) -> int:
 def _purge(args: argparse.Namespace, environ: dict[str, str]) -> int:
     _require_selection(args, "purge")
     settings = settings_for_redis(environ)
-    now_ms = int(time.time() * 1000)
+    now_ms = wall_ms()
     with connect(settings) as client:
         letters = _select(client, args, now_ms)
         if not letters:

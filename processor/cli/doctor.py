@@ -19,6 +19,7 @@ from processor.cli.devstate import SECRET_FILE, saved_secret
 from processor.cli.handler_sets import LiveHandlers, read_live_handlers
 from processor.cli.render import Marks, age, iso, print_json, say
 from processor.stats import ALIVE_MS, read_snapshot
+from shared.clock import wall_ms
 from shared.durability import CONFIG_NAMES, Durability, assess_durability
 from shared.errors import RegistrationError
 from shared.settings import Settings
@@ -45,7 +46,7 @@ def add_parser(verbs: Verbs) -> None:
 
 def _run(args: argparse.Namespace, environ: dict[str, str]) -> int:
     settings = settings_for_redis(environ)
-    now_ms = int(time.time() * 1000)
+    now_ms = wall_ms()
     found = [check_secrets(settings, now_ms)]
     unreachable = "Redis did not answer"
     with connect(settings) as client:

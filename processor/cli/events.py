@@ -20,7 +20,7 @@ from processor.cli.event_status import HandlerStatus, handler_statuses
 from processor.cli.render import age, iso, print_json, render_table, say
 from processor.cli.resend import add_parser as add_resend_parser
 from processor.handlers import Registry
-from processor.records import ArchivedEvent
+from processor.records import ArchivedEvent, StoreTimings
 from shared import keys
 from shared.clock import wall_ms
 from shared.errors import HookyardError, RegistrationError
@@ -153,7 +153,7 @@ def _wait_for_more() -> None:
 
 def _status_lookup(client: redis.Redis, settings: Settings, now_ms: int) -> StatusLookup:
     registry = _registry_or_none(settings) or Registry()
-    window_ms = int(settings.reorder_window_s * 1000)
+    window_ms = StoreTimings.from_settings(settings).window_ms
 
     def status_of(archived: ArchivedEvent) -> dict[str, str]:
         found = handler_statuses(client, registry, archived, now_ms, window_ms=window_ms)
@@ -191,7 +191,7 @@ def _show(args: argparse.Namespace, environ: dict[str, str]) -> int:
             sys.stdout.buffer.flush()
             return 0
         registry = _registry_or_none(settings)
-        window_ms = int(settings.reorder_window_s * 1000)
+        window_ms = StoreTimings.from_settings(settings).window_ms
         statuses = handler_statuses(client, registry or Registry(), found, now_ms, window_ms=window_ms)
     document = _event_json(found, statuses, now_ms)
     if args.json:

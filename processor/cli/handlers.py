@@ -5,7 +5,6 @@ With no live worker (or `--local`), which handlers a worker started here would l
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Any
 
 from processor.cli.arguments import Verbs
@@ -13,6 +12,7 @@ from processor.cli.context import connect, load_registry, settings_maybe_redis
 from processor.cli.handler_sets import LiveHandlers, read_live_handlers
 from processor.cli.render import print_json, render_table, say, span
 from processor.stats import describe_handler
+from shared.clock import wall_ms
 from shared.errors import StoreUnavailable
 from shared.settings import Settings
 
@@ -48,7 +48,7 @@ def _run(args: argparse.Namespace, environ: dict[str, str]) -> int:
         return _show_local(args, settings, why)
     try:
         with connect(settings) as client:
-            live = read_live_handlers(client, int(time.time() * 1000))
+            live = read_live_handlers(client, wall_ms())
     except StoreUnavailable as exc:
         raise StoreUnavailable(f"{exc} (`hookyard handlers --local` lists what this process would load)") from None
     if not live.sets:

@@ -17,7 +17,7 @@ from processor.cli.event_index import EventFilter, newest
 from processor.cli.event_status import HandlerStatus, handler_statuses
 from processor.cli.render import Progress, iso, print_json, render_table, say, warn
 from processor.handlers import Registry
-from processor.records import ArchivedEvent
+from processor.records import ArchivedEvent, StoreTimings
 from processor.routing import Target
 from processor.store import Store
 from shared import keys
@@ -140,7 +140,7 @@ def _classify(
     client: redis.Redis, settings: Settings, args: argparse.Namespace, selected: list[_Choice], now_ms: int
 ) -> list[_Choice]:
     registry = _registry_or_empty(settings)
-    window_ms = int(settings.reorder_window_s * 1000)
+    window_ms = StoreTimings.from_settings(settings).window_ms
     out: list[_Choice] = []
     for choice in selected:
         archived = choice.archived

@@ -23,6 +23,7 @@ from processor.cli.devstate import SECRET_FILE, saved_secret
 from processor.cli.render import Progress, print_json, say, warn
 from processor.cli.sender import FATAL_ERRORS, Delivery, Outcome, send_all
 from processor.devtools.samples import EVENT_TYPES, sample_event
+from shared.clock import wall_ms
 from shared.errors import ConfigError, HookyardError
 from shared.settings import DEFAULT_SOURCE, Settings
 
@@ -318,7 +319,7 @@ def _summary_line(summary: dict[str, Any]) -> str:
 
 
 def _configured_secret(settings: Settings, source: str) -> str:
-    now_ms = int(time.time() * 1000)
+    now_ms = wall_ms()
     config = settings.sources.get(source)
     if config is not None:
         valid = [s for s in config.secrets if s.expires_at_ms is None or now_ms < s.expires_at_ms]

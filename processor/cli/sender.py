@@ -4,12 +4,12 @@ delivery signed the moment it leaves (as WorkOS signs every attempt afresh), opt
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
 
+from shared.clock import wall_ms
 from shared.signature import sign
 
 __all__ = ["FATAL_ERRORS", "Delivery", "Outcome", "send_all"]
@@ -86,7 +86,7 @@ async def send_all(
 async def _post(client: httpx.AsyncClient, url: str, secret: bytes, delivery: Delivery) -> Outcome:
     headers = {
         "Content-Type": "application/json",
-        "WorkOS-Signature": sign(delivery.body, secret, int(time.time() * 1000)),
+        "WorkOS-Signature": sign(delivery.body, secret, wall_ms()),
     }
     try:
         response = await client.post(url, content=delivery.body, headers=headers)

@@ -17,6 +17,7 @@ from processor.cli.context import connect, metrics_url, settings_for_redis
 from processor.cli.render import age, iso, print_json, render_table, say, span
 from processor.cli.scrape import Reading, merged_buckets, quantile, scrape
 from processor.stats import Snapshot, read_snapshot
+from shared.clock import wall_ms
 from shared.settings import Settings
 
 __all__ = ["add_parser"]
@@ -101,7 +102,7 @@ def _read_metrics(http: httpx.Client, url: str | None) -> Reading | str:
 def _document(
     client: redis.Redis, settings: Settings, url: str | None, before: Reading | str, after: Reading | str
 ) -> dict[str, Any]:
-    now_ms = int(time.time() * 1000)
+    now_ms = wall_ms()
     snapshot = read_snapshot(client, now_ms)
     reading = after if isinstance(after, Reading) else None
     window = before if isinstance(before, Reading) and reading is not None else None

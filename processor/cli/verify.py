@@ -6,13 +6,13 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from processor.cli.arguments import Verbs, duration, source_name
 from processor.cli.context import settings_without_redis
 from processor.cli.render import age, iso, print_json, say
+from shared.clock import wall_ms
 from shared.errors import ConfigError, HookyardError, SignatureError
 from shared.settings import DEFAULT_SOURCE
 from shared.signature import parse_signature_header, verify_signature
@@ -64,7 +64,7 @@ def _run(args: argparse.Namespace, environ: dict[str, str]) -> int:
     body = sys.stdin.buffer.read() if args.stdin else _read(args.body_file)
     secrets = [s.encode() for s in args.secret] if args.secret else _configured_secrets(environ, args.source)
     header = _HEADER_NAME.sub("", args.header).strip()
-    now_ms = int(time.time() * 1000)
+    now_ms = wall_ms()
     result = _verify(body, header, secrets, now_ms=now_ms, tolerance_s=args.tolerance)
     if args.json:
         print_json(result)
@@ -123,7 +123,7 @@ def _describe(result: dict[str, Any]) -> str:
 def _configured_secrets(environ: dict[str, str], source: str) -> list[bytes]:
     settings = settings_without_redis(environ)
     config = settings.sources.get(source)
-    secrets = list(config.secrets_at(int(time.time() * 1000))) if config is not None else []
+    secrets = list(config.secrets_at(wall_ms())) if config is not None else []
     if not secrets:
         setting = (
             "WORKOS_WEBHOOK_SECRET"
