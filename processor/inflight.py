@@ -192,7 +192,7 @@ class InFlight:
         self._expire = expire
         self._calls: set[Call] = set()
         self._backlogs: set[Backlog] = set()
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()  # also notified when a call ends (see `wait_for_live_calls`)
         #: Calls that timed out and have not returned yet: threads this process cannot use.
         self.abandoned = 0
 
@@ -216,7 +216,15 @@ class InFlight:
             self._calls.discard(call)
             if not ours:
                 self.abandoned -= 1
+            self._lock.notify_all()
         return ours
+
+    def wait_for_live_calls(self, timeout_s: float) -> int:
+        """Wait (at most `timeout_s`) until every call still running is an abandoned one; returns how many calls
+        that are not abandoned still run then."""
+        with self._lock:
+            self._lock.wait_for(lambda: len(self._calls) - self.abandoned <= 0, timeout_s)
+            return max(0, len(self._calls) - self.abandoned)
 
     def running(self) -> int:
         with self._lock:
@@ -238,6 +246,7 @@ class InFlight:
             if now >= call.deadline and call.expire():
                 with self._lock:
                     self.abandoned += 1
+                    self._lock.notify_all()
                 call.lease.lost = True
                 call.release_slot()
                 call.cancel()

@@ -320,7 +320,4 @@ class Runner:
         """Stop starting pairs and wait (at most `timeout_s`) for the calls still running, except abandoned ones;
         returns how many are still running then."""
         self.stopping.set()
-        deadline = time.monotonic() + timeout_s
-        while (live := self.inflight.running() - self.inflight.abandoned) > 0 and time.monotonic() < deadline:
-            time.sleep(0.05)  # polling interval of a bounded wait for other threads' calls to return
-        return max(0, live)
+        return self.inflight.wait_for_live_calls(timeout_s)

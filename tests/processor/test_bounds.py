@@ -3,7 +3,6 @@ skipped records past their retention or beyond their limit, and the poison list.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,15 +23,8 @@ def envelope(eid: str, created_at: str, rid: str = "user_1") -> dict[str, Any]:
 
 
 @pytest.fixture
-def registry() -> Registry:
-    return Registry()
-
-
-@pytest.fixture
-def yard(registry: Registry, redis_url: str) -> Iterator[Harness]:
-    harness = Harness(registry, redis_url=redis_url, retention_s=60, dead_letter_retention_s=600)
-    yield harness
-    harness.close()
+def harness_options() -> dict[str, Any]:
+    return {"retention_s": 60, "dead_letter_retention_s": 600}
 
 
 def test_bound_issued_ms() -> None:

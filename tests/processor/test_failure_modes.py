@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -24,15 +24,8 @@ ENVELOPE = {
 
 
 @pytest.fixture
-def registry() -> Registry:
-    return Registry()
-
-
-@pytest.fixture
-def yard(registry: Registry, redis_url: str) -> Iterator[Harness]:
-    harness = Harness(registry, redis_url=redis_url, reorder_window_s=0)
-    yield harness
-    harness.close()
+def harness_options() -> dict[str, Any]:
+    return {"reorder_window_s": 0}
 
 
 def test_a_full_redis_is_an_outage_not_a_bug(yard: Harness, redis_client: redis.Redis) -> None:

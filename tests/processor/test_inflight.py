@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -140,15 +139,8 @@ def test_the_gate_opens_for_others_after_the_hold() -> None:
 
 
 @pytest.fixture
-def registry() -> Registry:
-    return Registry()
-
-
-@pytest.fixture
-def yard(registry: Registry, redis_url: str) -> Iterator[Harness]:
-    harness = Harness(registry, redis_url=redis_url, reorder_window_s=0)
-    yield harness
-    harness.close()
+def harness_options() -> dict[str, Any]:
+    return {"reorder_window_s": 0}
 
 
 def envelope(eid: str, second: int) -> dict[str, Any]:
@@ -298,3 +290,20 @@ def test_a_replayed_letter_goes_on_counting_attempts(registry: Registry, yard: H
     yard.run()
     assert calls == [1, 2, 3]
     assert yard.dead_letters() == []
+
+
+def test_waiting_for_live_calls_ignores_abandoned_ones_and_wakes_when_the_last_ends() -> None:
+    rec = Recorder()
+    inflight = rec.inflight()
+    hung = Call(spec(timeout_s=1.0), Lease(claim("a"), 1e12), started=0.0, gate=inflight.gate, slot="shared")
+    live = Call(spec(timeout_s=60), Lease(claim("b"), 1e12), started=0.0, gate=inflight.gate, slot="shared")
+    for call in (hung, live):
+        assert inflight.gate.try_enter_shared()
+        inflight.start(call)
+    inflight.tick(now=5.0)  # the first call passes its timeout and is abandoned
+    assert inflight.wait_for_live_calls(0.01) == 1
+    # When the live call ends on another thread, a waiter wakes without waiting out its timeout
+    ender = threading.Timer(0.05, inflight.end, args=(live,))
+    ender.start()
+    assert inflight.wait_for_live_calls(30) == 0
+    ender.join()

@@ -155,7 +155,15 @@ def test_a_worker_paused_past_its_lease_starts_nothing_stale(
     assert call is not None
     os.kill(call.pid, signal.SIGSTOP)
     try:
-        time.sleep(10)  # the pause itself is the fault under test, not a wait for work
+        # Frozen until the other worker has taken the frozen call's event over (its lease lapsed) and run on past
+        # it on that key: the moment a stale start would do harm.
+        def taken_over() -> bool:
+            rows = read_ledger(redis_client)
+            return any(r.phase == "start" and r.event_id == call.event_id and r.pid != call.pid for r in rows) and any(
+                r.phase == "done" and r.key == call.key and r.event_id > call.event_id for r in rows
+            )
+
+        wait_for(taken_over, 30, "the other worker to take the frozen call's key over")
     finally:
         os.kill(call.pid, signal.SIGCONT)
     # Then every event completes for both handlers; the frozen call is the only re-run, and no call starts

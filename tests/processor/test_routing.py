@@ -3,7 +3,6 @@ crash between recording an arrival and queueing it (processor/routing.py, Store.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,18 +18,6 @@ T0 = "2026-01-01T00:00:"
 
 def envelope(eid: str, second: int, rid: str = "user_1", **data: Any) -> dict[str, Any]:
     return {"id": eid, "event": "dsync.user.updated", "data": {"id": rid, **data}, "created_at": f"{T0}{second:02d}Z"}
-
-
-@pytest.fixture
-def registry() -> Registry:
-    return Registry()
-
-
-@pytest.fixture
-def yard(registry: Registry, redis_url: str) -> Iterator[Harness]:
-    harness = Harness(registry, redis_url=redis_url)
-    yield harness
-    harness.close()
 
 
 def test_routes_round_trip() -> None:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from processor import Event, Registry, RetryLater
 from processor.testing import Harness
@@ -15,18 +12,6 @@ T0 = "2026-01-01T00:00:"
 
 def envelope(eid: str, second: int, rid: str = "user_1", etype: str = "dsync.user.updated") -> dict[str, Any]:
     return {"id": eid, "event": etype, "data": {"id": rid}, "created_at": f"{T0}{second:02d}.000Z"}
-
-
-@pytest.fixture
-def registry() -> Registry:
-    return Registry()
-
-
-@pytest.fixture
-def yard(registry: Registry, redis_url: str) -> Iterator[Harness]:
-    harness = Harness(registry, redis_url=redis_url)
-    yield harness
-    harness.close()
 
 
 def test_a_duplicate_delivery_reaches_the_handler_once(registry: Registry, yard: Harness) -> None:
