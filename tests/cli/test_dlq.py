@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
 
 import orjson
 import pytest
@@ -17,18 +16,9 @@ from tests.fixtures.cli_state import Scenario
 
 
 @pytest.fixture
-def yard(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
-    cli_state.use_environment(monkeypatch, REDIS_URL=redis_url, HOOKYARD_HANDLERS=cli_state.MODULE)
-    harness = Harness(cli_state.HANDLERS, redis_url=redis_url)
-    yield harness
-    harness.close()
-
-
-@pytest.fixture
-def scenario(yard: Harness, capsys: pytest.CaptureFixture[str]) -> Scenario:
-    built = cli_state.build(yard)
-    capsys.readouterr()  # the harness's log lines
-    return built
+def scenario(scenario: Scenario, capsys: pytest.CaptureFixture[str]) -> Scenario:
+    capsys.readouterr()  # the harness's log lines, before the verbs under test print
+    return scenario
 
 
 def table(out: str) -> list[list[str]]:

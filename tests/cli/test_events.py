@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import orjson
 import pytest
@@ -16,19 +16,6 @@ from processor.testing import Harness
 from shared import keys
 from tests.fixtures import cli_state
 from tests.fixtures.cli_state import Scenario
-
-
-@pytest.fixture
-def yard(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
-    cli_state.use_environment(monkeypatch, REDIS_URL=redis_url, HOOKYARD_HANDLERS=cli_state.MODULE)
-    harness = Harness(cli_state.HANDLERS, redis_url=redis_url)
-    yield harness
-    harness.close()
-
-
-@pytest.fixture
-def scenario(yard: Harness) -> Scenario:
-    return cli_state.build(yard)
 
 
 def table(out: str) -> list[list[str]]:

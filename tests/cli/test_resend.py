@@ -3,8 +3,6 @@ counted on; pending events, letters and events past retention are left alone, an
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import orjson
 import pytest
 
@@ -14,19 +12,6 @@ from processor.testing import Harness
 from shared import keys
 from tests.fixtures import cli_state
 from tests.fixtures.cli_state import DELIVERED, REFUSED_USERS, Scenario
-
-
-@pytest.fixture
-def yard(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
-    cli_state.use_environment(monkeypatch, REDIS_URL=redis_url, HOOKYARD_HANDLERS=cli_state.MODULE)
-    harness = Harness(cli_state.HANDLERS, redis_url=redis_url)
-    yield harness
-    harness.close()
-
-
-@pytest.fixture
-def scenario(yard: Harness) -> Scenario:
-    return cli_state.build(yard)
 
 
 def calls_of(handler: str) -> list[tuple[str, int]]:
