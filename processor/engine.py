@@ -55,6 +55,10 @@ class Engine:
         self.metrics = metrics
         self.clock_ms = clock_ms
         self.client = redis_client(settings.redis_url, WORKER_LOOPS)
+        #: For the ingesters' BLPOP on an idle inbox shard (a cluster client routes it to the shard's node itself).
+        self.blocking_client = (
+            self.client if settings.redis_cluster else redis.Redis(connection_pool=self.client.connection_pool)
+        )
         self.timings = StoreTimings.from_settings(settings)
         #: Store outages, said once per outage by every part of this process.
         self.outage = OutageLog("hookyard.engine")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import pytest
 import redis
 
+from processor.devtools.embedded_cluster import EmbeddedCluster
 from processor.devtools.embedded_redis import EmbeddedRedis
 from tests.fixtures import WORKOS_SAMPLES
 
@@ -25,12 +27,66 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
 @pytest.fixture
 def redis_url(redis_server: EmbeddedRedis) -> str:
     """The session's Redis, emptied before each test (restarted first if a test stopped it)."""
-    if not redis_server.running:
-        redis_server.start()
-    client = redis.Redis.from_url(redis_server.url)
+    empty_server(redis_server)
+    return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedCluster]:
+    """A Redis Cluster of 3 primaries with a replica each, started once (on first use) for the session."""
+    cluster = EmbeddedCluster(tmp_path_factory.mktemp("cluster"), primaries=3, replicas=1)
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+def empty_cluster(cluster: EmbeddedCluster) -> None:
+    """Every node up (a test may have killed one), settled, and every primary emptied."""
+    for port, node in cluster.nodes.items():
+        if not node.running:
+            cluster.restart(port)
+    cluster.wait_healthy()
+    for primary in cluster.primaries():
+        client = redis.Redis(port=primary.port)
+        client.flushall()
+        client.close()
+
+
+def empty_server(server: EmbeddedRedis) -> None:
+    if not server.running:
+        server.start()
+    client = redis.Redis.from_url(server.url)
     client.flushall()
     client.close()
-    return redis_server.url
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: EmbeddedCluster) -> str:
+    """The session's cluster, whole and empty."""
+    empty_cluster(redis_cluster)
+    return redis_cluster.url
+
+
+@dataclass(frozen=True)
+class StoreUnderTest:
+    """A state store a guarantee is proven on: one server or a cluster, and how to empty it between examples."""
+
+    kind: str
+    url: str
+    empty: Callable[[], None]
+
+
+@pytest.fixture(params=["server", "cluster"])
+def store(request: pytest.FixtureRequest) -> StoreUnderTest:
+    """The state store, once as one server and once as a cluster (parametrised, never copied), emptied."""
+    if request.param == "server":
+        server: EmbeddedRedis = request.getfixturevalue("redis_server")
+        target = StoreUnderTest("server", server.url, lambda: empty_server(server))
+    else:
+        cluster: EmbeddedCluster = request.getfixturevalue("redis_cluster")
+        target = StoreUnderTest("cluster", cluster.url, lambda: empty_cluster(cluster))
+    target.empty()
+    return target
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import redis
 
 from processor.records import Admission, Admitted, ArchivedEvent, Claim, DeadLetter, Settled, StoreTimings
 from processor.routing import Target, decode_routes, encode_routes
-from processor.store.calls import Scripts, call
+from processor.store.calls import Scripts
 from shared import keys
 
 __all__ = ["Pairs"]
@@ -60,10 +60,10 @@ class Pairs:
                 item.digest.encode() + b"|" + routes, routes,
             )  # fmt: skip
             ev_items.append(index)
-        pipe = self.client.pipeline(transaction=False)
+        batch_calls = self.scripts.batch()
         for ev_keys, ev_args, _ in events.values():
-            self.scripts.queue(pipe, "admit_events", ev_keys, [t.dedupe_ttl_ms, t.retention_ms, *ev_args])
-        replies = call(pipe.execute)
+            batch_calls.add("admit_events", ev_keys, [t.dedupe_ttl_ms, t.retention_ms, *ev_args])
+        replies = batch_calls.run()
         fresh = [False] * len(batch)
         conflicts = [False] * len(batch)
         routed: list[tuple[Target, ...]] = [()] * len(batch)
@@ -108,10 +108,10 @@ class Pairs:
                 p_items.append((tg.shard, tg.pair_id))
         if not by_shard:
             return []
-        pipe = self.client.pipeline(transaction=False)
+        calls = self.scripts.batch()
         for p_keys, p_args, _ in by_shard.values():
-            self.scripts.queue(pipe, "admit", p_keys, [*self.timings.pair_header(now_ms), *p_args])
-        replies = call(pipe.execute)
+            calls.add("admit", p_keys, [*self.timings.pair_header(now_ms), *p_args])
+        replies = calls.run()
         wake: list[tuple[int, str]] = []
         for (_, _, p_items), reply in zip(by_shard.values(), replies, strict=True):
             for n, target in enumerate(p_items):
