@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import dramatiq
 import dramatiq.errors
 import pika
+import pika.adapters.utils.connection_workflow
 import pika.exceptions
 import redis
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
@@ -39,6 +40,8 @@ BROKER_ERRORS: Final = (
     redis.RedisError,
     dramatiq.errors.BrokerError,
     pika.exceptions.AMQPError,
+    # A connect that fails before AMQP is spoken (refused, handshake timeout) raises these, not an AMQPError.
+    pika.adapters.utils.connection_workflow.AMQPConnectorException,
     OSError,
 )
 
