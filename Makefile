@@ -60,7 +60,8 @@ bench-quick: $(STAMP)
 clean:
 	rm -rf $(VENV) .hookyard .mypy_cache .ruff_cache
 
-# promtool and prometheus for tests/deploy: installed from Debian's package when missing and run as root,
-# never started as a service; otherwise a loud note (the tests then fail in CI and skip elsewhere).
+# promtool and prometheus for tests/deploy, rabbitmq-server for the wake-up broker tests: installed from Debian's
+# packages when missing and run as root, never started as a service; otherwise a loud note (the tests then fail in
+# CI and skip elsewhere).
 tools:
 	@sh tests/deploy/install_tools.sh

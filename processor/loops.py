@@ -179,7 +179,7 @@ class ProcessorLoops(dramatiq.Middleware):
         # Backpressure: while plenty of wake-ups wait in Dramatiq's queue (threads busy with slow handlers),
         # sending more would only pile up no-op messages; due pairs stay due and are found next round.
         enough_queued = 4 * engine.settings.worker_threads * engine.settings.workers
-        if engine.store.upkeep.queued_wakeups() >= enough_queued:
+        if engine.wakes.queued() >= enough_queued:
             return 0
         wake = engine.store.upkeep.sweep(engine.clock_ms())
         if wake:

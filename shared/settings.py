@@ -172,6 +172,8 @@ class Settings:
 
     redis_url: str
     sources: Mapping[str, SourceConfig]
+    #: Where the workers' wake-up messages go (HOOKYARD_BROKER_URL): a Redis or a RabbitMQ; the store by default.
+    broker_url: str = ""
     # receiver
     host: str = "127.0.0.1"
     port: int = 8000
@@ -203,6 +205,10 @@ class Settings:
     log_format: str = "auto"
     data_dir: str = ".hookyard"
 
+    def __post_init__(self) -> None:
+        if not self.broker_url:  # built without one (tests, tools): the wake-ups share the store
+            object.__setattr__(self, "broker_url", self.redis_url)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, require_secret: bool = True) -> Settings:
         """Build settings from an environment mapping; raises `ConfigError` naming the first bad setting."""
@@ -216,6 +222,7 @@ class Settings:
                 "must start with redis://, rediss://, unix:// or (a cluster) redis+cluster://, rediss+cluster://",
             )
         sources = _read_sources(read, require_secret=require_secret)
+        broker_url = _read_broker_url(read, redis_url)
         ops_port = read.integer("HOOKYARD_OPS_PORT", 0, maximum=65535)
         port = read.integer("HOOKYARD_PORT", 8000, minimum=0, maximum=65535)
         if ops_port and ops_port == port:
@@ -230,6 +237,7 @@ class Settings:
         settings = cls(
             redis_url=redis_url,
             sources=sources,
+            broker_url=broker_url,
             host=read.text("HOOKYARD_HOST", "127.0.0.1"),
             port=port,
             ops_port=ops_port or None,
@@ -275,6 +283,21 @@ class Settings:
     def wake_grace_s(self) -> float:
         """How long a sent wake-up is trusted before the sweep sends another (lost wake-ups cost this much)."""
         return self.recovery_timeout_s / 3
+
+
+_BROKER_SCHEMES = ("redis://", "rediss://", "unix://", "amqp://", "amqps://")
+
+
+def _read_broker_url(read: _Reader, redis_url: str) -> str:
+    # Wake-ups are hints (a lost one costs latency until the sweep re-sends it), so they may travel through a
+    # broker of their own. By default they share the store's Redis.
+    broker_url = read.text("HOOKYARD_BROKER_URL", "")
+    if not broker_url:
+        # The one place that decides whether the store can carry the wake-ups too.
+        return redis_url
+    if not broker_url.startswith(_BROKER_SCHEMES):
+        raise ConfigError("HOOKYARD_BROKER_URL", "must start with " + ", ".join(_BROKER_SCHEMES))
+    return broker_url
 
 
 def _read_sources(read: _Reader, *, require_secret: bool) -> dict[str, SourceConfig]:

@@ -1,15 +1,21 @@
-"""Fixtures shared by the whole suite: a real redis-server (the embedded binary), started once per session."""
+"""Fixtures shared by the whole suite: a real redis-server (the embedded binary) and, for the wake-up broker
+tests, a private RabbitMQ node (Debian's rabbitmq-server, which `make tools` installs), each started once per
+session."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import pika
 import pytest
 import redis
 
 from processor.devtools.embedded_cluster import EmbeddedCluster
 from processor.devtools.embedded_redis import EmbeddedRedis
+from processor.devtools.rabbitmq import PrivateRabbitmq, rabbitmq_scripts
+from shared import keys
 from tests.fixtures import WORKOS_SAMPLES
 
 TEST_SECRET = "whsec_test_0123456789abcdef"
@@ -100,3 +106,31 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 def base_env(redis_url: str) -> dict[str, str]:
     """An environment for `Settings.from_env` pointing at the test Redis with a known secret."""
     return {"REDIS_URL": redis_url, "WORKOS_WEBHOOK_SECRET": TEST_SECRET}
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRabbitmq]:
+    """A RabbitMQ node of the suite's own (never the system's on 5672); it takes seconds to start, so once."""
+    if rabbitmq_scripts() is None:
+        problem = "rabbitmq-server is not installed: install Debian's `rabbitmq-server` (`make tools` does as root)"
+        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+            pytest.fail(f"{problem}; CI runs every broker test", pytrace=False)
+        pytest.skip(f"!!! BROKER TEST NOT RUN: {problem} !!!")
+    node = PrivateRabbitmq(tmp_path_factory.mktemp("rabbitmq"))
+    node.start()
+    yield node
+    node.stop()
+
+
+@pytest.fixture
+def rabbitmq_url(rabbitmq_node: PrivateRabbitmq) -> str:
+    """The session's RabbitMQ with the wake-up queues deleted (restarted first if a test stopped it)."""
+    if not rabbitmq_node.running:
+        rabbitmq_node.start()
+    rabbitmq_node.resume()  # in case a failed test left it paused
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_node.url))
+    channel = connection.channel()
+    for queue in (keys.WAKE_QUEUE_NAME, f"{keys.WAKE_QUEUE_NAME}.DQ", f"{keys.WAKE_QUEUE_NAME}.XQ"):
+        channel.queue_delete(queue)
+    connection.close()
+    return rabbitmq_node.url
