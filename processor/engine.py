@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import dramatiq
+import redis
 
 from processor.broker import build_broker
 from processor.handlers import Registry

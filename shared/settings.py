@@ -206,7 +206,7 @@ class Settings:
     data_dir: str = ".hookyard"
 
     def __post_init__(self) -> None:
-        if not self.broker_url:  # built without one (tests, tools): the wake-ups share the store
+        if not self.broker_url:  # built without one (tests, tools): the wake-ups share the store (cluster: none)
             object.__setattr__(self, "broker_url", self.redis_url)
 
     @classmethod
@@ -293,7 +293,13 @@ def _read_broker_url(read: _Reader, redis_url: str) -> str:
     # broker of their own. By default they share the store's Redis.
     broker_url = read.text("HOOKYARD_BROKER_URL", "")
     if not broker_url:
-        # The one place that decides whether the store can carry the wake-ups too.
+        # The one place that decides whether the store can carry the wake-ups too: Dramatiq's Redis broker does
+        # not run on a cluster (its scripts span keys in many slots, dramatiq#682).
+        if redis_url.startswith(CLUSTER_SCHEMES):
+            raise ConfigError(
+                "HOOKYARD_BROKER_URL",
+                "must be set when REDIS_URL is a cluster: wake-ups need a plain Redis (redis://) or RabbitMQ (amqp://)",
+            )
         return redis_url
     if not broker_url.startswith(_BROKER_SCHEMES):
         raise ConfigError("HOOKYARD_BROKER_URL", "must start with " + ", ".join(_BROKER_SCHEMES))

@@ -6,18 +6,19 @@ caller treats as an outage to back off from; any other error from a script is a 
 
 from __future__ import annotations
 
-import contextlib
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
-import redis.cluster
 from redis.commands.core import Script
 
 from shared import scripts
 from shared.errors import StoreUnavailable
 
-__all__ = ["ScriptBatch", "Scripts", "call"]
+if TYPE_CHECKING:
+    from processor.store.batch import ScriptBatch
+
+__all__ = ["Scripts", "call", "reraise"]
 
 _OUTAGES = (
     redis.ConnectionError,
@@ -47,87 +48,38 @@ def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise StoreUnavailable(f"redis cluster: {type(exc).__name__}: {exc}") from exc
 
 
-def _reraise(exc: Exception) -> Any:
+def _raise(exc: Exception) -> Any:
     raise exc
+
+
+def reraise(exc: Exception) -> Any:
+    """Raise an error a pipeline returned in place, translated as `call` translates."""
+    return call(_raise, exc)
 
 
 class Scripts:
     """Every script of `shared.scripts`, registered on one client."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, *, min_replicas: int = 0, replica_wait_ms: int = 1000) -> None:
         self.client = client
-        self._scripts: dict[str, Script] = {
+        #: Replicas that must confirm a `replicated` call before it returns (HOOKYARD_MIN_REPLICAS), and how long
+        #: to wait for them.
+        self.min_replicas = min_replicas
+        self.replica_wait_ms = replica_wait_ms
+        self.scripts: dict[str, Script] = {
             name: client.register_script(scripts.source(name)) for name in scripts.PAIR_SCRIPTS + scripts.PLAIN_SCRIPTS
         }
 
-    def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        return call(self._scripts[name], keys=keys, args=args)
+    def run(self, name: str, keys: list[str], args: list[Any], *, replicated: bool = False) -> Any:
+        """Run one script; `replicated`: return only once `min_replicas` replicas hold its writes."""
+        if replicated and self.min_replicas:
+            calls = self.batch()
+            calls.add(name, keys, args)
+            return calls.run(replicated=True)[0]
+        return call(self.scripts[name], keys=keys, args=args)
 
     def batch(self) -> ScriptBatch:
         """Script calls to send in one round trip (per node, on a cluster)."""
+        from processor.store.batch import ScriptBatch  # here: the batch module builds on this one
+
         return ScriptBatch(self)
-
-
-class ScriptBatch:
-    """Script calls sent in one round trip (per node, on a cluster).
-
-    A cluster pipeline cannot carry scripts, so on a cluster the calls are grouped by the node that serves their
-    slot and sent as one plain pipeline per node. A call that met MOVED, ASK or TRYAGAIN (the slot moved or is
-    moving), or NOSCRIPT, did not run: it is run again on its own through the cluster client, which follows the
-    redirection (and loads the script). Every other call in the batch ran once.
-    """
-
-    def __init__(self, scripts: Scripts) -> None:
-        self._scripts = scripts
-        self._calls: list[tuple[str, list[str], list[Any]]] = []
-
-    def add(self, name: str, keys: list[str], args: list[Any]) -> None:
-        self._calls.append((name, keys, args))
-
-    def run(self) -> list[Any]:
-        """Every call's reply, in the order added; raises as `call` does for the first call that failed."""
-        client = self._scripts.client
-        if isinstance(client, redis.cluster.RedisCluster):
-            replies = self._run_per_node(client)
-        else:
-            pipe = client.pipeline(transaction=False)
-            for name, keys, args in self._calls:
-                self._scripts._scripts[name](keys=keys, args=args, client=pipe)
-            replies = list(call(pipe.execute, raise_on_error=False))
-        for index, reply in enumerate(replies):
-            if isinstance(reply, _NOT_RUN):
-                replies[index] = self._scripts.run(*self._calls[index])
-            elif isinstance(reply, Exception):
-                call(_reraise, reply)
-        return replies
-
-    def _run_per_node(self, cluster: redis.cluster.RedisCluster) -> list[Any]:
-        by_node: dict[str, tuple[Any, list[int]]] = {}
-        for index, (_, keys, _) in enumerate(self._calls):
-            node = cluster.get_node_from_key(keys[0])  # type: ignore[no-untyped-call]
-            by_node.setdefault(node.name, (node, []))[1].append(index)
-        replies: list[Any] = [None] * len(self._calls)
-        for node, indexes in by_node.values():
-            pipe = cluster.get_redis_connection(node).pipeline(transaction=False)
-            for index in indexes:
-                name, keys, args = self._calls[index]
-                self._scripts._scripts[name](keys=keys, args=args, client=pipe)
-            try:
-                results = call(pipe.execute, raise_on_error=False)
-            except StoreUnavailable:
-                # The node may be gone for good (a failover): the next command through the cluster client must
-                # start from a fresh slot map.
-                with contextlib.suppress(redis.RedisError):
-                    cluster.nodes_manager.initialize()
-                raise
-            for index, result in zip(indexes, results, strict=True):
-                replies[index] = result
-        return replies
-
-
-#: Replies that mean the script did not run, so running it again (through the cluster client) is safe.
-_NOT_RUN = (
-    redis.exceptions.NoScriptError,
-    redis.exceptions.AskError,  # MovedError is an AskError
-    redis.exceptions.TryAgainError,
-)
