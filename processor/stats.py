@@ -75,9 +75,16 @@ def read_snapshot(client: redis.Redis, now_ms: int) -> Snapshot:
     pipe.hgetall(keys.WORKER_INFO)
     for shard in range(keys.SHARDS):
         pipe.hgetall(keys.stats_key(shard))
-    replies = pipe.execute()
+    pipe.get(keys.INBOX_WIDTH)
+    *replies, width = pipe.execute()
+    inbox = int(replies[0])
+    if int(width or 1) > 1:  # a sharded inbox: the other shards' lists (each in a slot of its own)
+        pipe = client.pipeline(transaction=False)
+        for shard in range(1, int(width)):
+            pipe.llen(keys.inbox_keys(shard).queue)
+        inbox += sum(int(n) for n in pipe.execute())
     alive = {_text(w) for w in replies[2]}
-    snapshot = Snapshot(inbox=int(replies[0]), poison=int(replies[1]), workers_alive=len(alive))
+    snapshot = Snapshot(inbox=inbox, poison=int(replies[1]), workers_alive=len(alive))
     for worker, info in replies[3].items():
         if _text(worker) in alive:
             published = snapshot.workers[_text(worker)] = parse_worker_info(info)

@@ -62,6 +62,10 @@ def _run(args: argparse.Namespace, environ: dict[str, str]) -> int:
                 check_eviction(client, info),
                 check_clock(client),
             ]
+            if settings.redis_cluster:
+                from processor.cli.doctor_cluster import check_cluster  # it builds on this module's Check
+
+                found.append(check_cluster(client, settings))
         found.append(check_handlers(settings, read_live_handlers(client, now_ms) if info is not None else None))
         found.append(check_workers(client, now_ms) if info is not None else Check("workers", "skip", unreachable))
     if settings.broker_url == settings.redis_url and info is None:
