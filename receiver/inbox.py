@@ -74,8 +74,8 @@ class InboxWriter:
         self._closed = False
         self._outage = OutageLog(_LOGGER)  # logs an outage once when it starts and once when it ends
 
-    async def append(self, message: bytes) -> None:
-        """Store `message` at the tail of the inbox.
+    async def append(self, message: bytes, source: str = "", event_id: str = "") -> None:
+        """Store `message` at the tail of the inbox (`source` and `event_id` choose a shard of a sharded inbox).
 
         Raises `StoreUnavailable` when Redis fails or does not confirm within the timeout. A timed-out write
         may still land later: the sender retries the delivery and the processor drops the duplicate by id.

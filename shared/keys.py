@@ -34,6 +34,7 @@ __all__ = [
     "event_keys",
     "event_shard",
     "inbox_keys",
+    "inbox_shard",
     "pair_id",
     "pair_keys",
     "pair_shard",
@@ -72,6 +73,13 @@ class InboxKeys:
         self.queue = f"{tag}:q"
         self.wake = f"{tag}:wake"
         self.lease = f"{tag}:lease"
+
+
+def inbox_shard(source: str, event_id: str, shards: int) -> int:
+    """The inbox shard every copy of one event goes to (webhook redeliveries and Events API copies alike): copies
+    of one event id stay in one list, in the order they were received, so the first received is the first admitted
+    (its body is the one that stands)."""
+    return zlib.crc32(f"{source}\x00{event_id}".encode()) % shards
 
 
 def inbox_keys(shard: int) -> InboxKeys:

@@ -45,13 +45,20 @@ async def test_appends_spread_over_the_shards_on_several_primaries(
     sharded = ShardedInbox(cluster_client, shards=4, timeout_s=2.0)
     sharded.start()
     messages = [b"m%03d" % n for n in range(200)]
-    # When 200 appends are made at once
-    await asyncio.gather(*(sharded.append(m) for m in messages))
+    # When 200 events are appended at once, and a second copy of each
+    await asyncio.gather(*(sharded.append(m, "workos", f"event_{m.decode()}") for m in messages))
+    await asyncio.gather(*(sharded.append(m + b"'", "workos", f"event_{m.decode()}") for m in messages))
     await sharded.close()
-    # Then each is stored once, spread evenly over the 4 shards, which live on more than one primary
+    # Then each is stored once per copy, spread over the 4 shards, which live on more than one primary
     stored = {shard: inbox(cluster_url, shard) for shard in range(4)}
-    assert sorted(m for got in stored.values() for m in got) == messages
-    assert {len(got) for got in stored.values()} == {50}
+    assert sorted(m for got in stored.values() for m in got) == sorted(messages + [m + b"'" for m in messages])
+    assert all(len(got) > 50 for got in stored.values())
+    # And both copies of an event are in one shard, in the order they were appended
+    for got in stored.values():
+        firsts = [m for m in got if not m.endswith(b"'")]
+        assert [m for m in got if m.endswith(b"'")] == [m + b"'" for m in firsts]
+        for m in firsts:
+            assert got.index(m) < got.index(m + b"'")
     primaries = {redis_cluster.port_for_key(keys.inbox_keys(shard).queue) for shard in range(4)}
     assert len(primaries) > 1
     # And the width ingesters drain is recorded
