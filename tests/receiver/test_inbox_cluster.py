@@ -14,11 +14,15 @@ from redis.asyncio import Redis
 from redis.crc import key_slot
 
 from processor.devtools.embedded_cluster import EmbeddedCluster
+from receiver import create_app
 from receiver.inbox import InboxWriter
 from receiver.inbox_shards import ShardedInbox
 from shared import keys
 from shared.errors import StoreUnavailable
 from shared.redis_clients import OPERATOR, async_redis_client, receiver_hot_path, redis_client
+from shared.settings import Settings
+from shared.wire import decode_message
+from tests.receiver.conftest import event_body, serving, signed_headers
 
 pytestmark = pytest.mark.slow
 
@@ -158,3 +162,26 @@ async def test_without_enough_replicas_an_append_is_refused(
     client = redis.Redis(port=primary)
     assert client.llen(keys.INBOX) == 1
     client.close()
+
+
+async def test_the_receiver_app_on_a_cluster_stores_and_is_ready(
+    cluster_url: str, redis_url: str, base_env: dict[str, str]
+) -> None:
+    # Given the receiver configured with a cluster store, 4 inbox shards and replicated acknowledgements
+    env = {**base_env, "REDIS_URL": cluster_url, "HOOKYARD_BROKER_URL": redis_url,
+           "HOOKYARD_INBOX_SHARDS": "4", "HOOKYARD_MIN_REPLICAS": "1"}  # fmt: skip
+    app = create_app(Settings.from_env(env))
+    async with serving(app) as client:
+        # When signed events are delivered
+        ids = [f"event_{n:02d}" for n in range(12)]
+        for event_id in ids:
+            body = event_body(event_id, "dsync.user.created")
+            response = await client.post("/webhooks/workos", content=body, headers=signed_headers(body))
+            # Then each is answered 200 only once stored (and replicated)
+            assert response.status_code == 200, response.text
+        # And readiness reports the cluster healthy, with no durability warning
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json().get("warnings", []) == []
+    stored = [decode_message(m).event_id for shard in range(4) for m in inbox(cluster_url, shard)]
+    assert sorted(stored) == ids
