@@ -89,6 +89,7 @@ class Nemesis:
             "restart-redis": self._restart_redis,
             "stop-redis": self._stop_redis,
             "failover": self._failover,
+            "freeze-primary": self._freeze_primary,
             "migrate": self._migrate,
         }
         await self._phase("baseline", self._pause(settle))
@@ -237,6 +238,19 @@ class Nemesis:
             f"primary :{primary} SIGKILLed; replica :{promoted} serving after {took:.1f} s; the old primary rejoined"
         )
         return await self._until(lambda: self._ingested_since(killed + took), self.plan.phase_deadline_s)
+
+    async def _freeze_primary(self) -> bool:
+        """SIGSTOP the primary of the first state shards (connections open, nothing answers) until its replica has
+        taken over, then SIGCONT it: it must rejoin as a replica, its stale writes discarded."""
+        cluster = self.stack.cluster
+        assert cluster is not None
+        primary = cluster.port_for_key(keys.stats_key(0))
+        frozen = time.time()
+        promoted = await asyncio.to_thread(cluster.fail_over, primary, freeze=True)
+        took = time.time() - frozen
+        await asyncio.to_thread(cluster.thaw, primary)
+        self._current.note = f"primary :{primary} SIGSTOPped; replica :{promoted} serving after {took:.1f} s; resumed"
+        return await self._until(lambda: self._ingested_since(frozen + took), self.plan.phase_deadline_s)
 
     async def _migrate(self) -> bool:
         """Move the slots of inbox shard 1 and of four state shards to other primaries, key by key, under load."""

@@ -11,9 +11,10 @@ __all__ = ["CLUSTER_FAULTS", "EXTRA_FAULTS", "FAULTS", "SIZES", "Plan"]
 FAULTS = ("future", "hang", "kill", "stop-worker", "stop-redis")
 #: The older crash faults, run between stop-worker and stop-redis when asked for.
 EXTRA_FAULTS = ("kill-ingester", "restart-receiver", "restart-redis")
-#: On a Redis Cluster (`--store cluster`): a primary SIGKILLed while its replica takes over, and slots (an inbox
-#: shard's and a state shard's) moved live to another primary. They replace the one-server Redis faults.
-CLUSTER_FAULTS = ("failover", "migrate")
+#: On a Redis Cluster (`--store cluster`): a primary SIGKILLed while its replica takes over, another SIGSTOPped
+#: until its replica took over (then resumed, to rejoin as a replica), and slots (an inbox shard's and state
+#: shards') moved live to another primary. They replace the one-server Redis faults.
+CLUSTER_FAULTS = ("failover", "freeze-primary", "migrate")
 
 
 @dataclass(frozen=True, slots=True)

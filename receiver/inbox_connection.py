@@ -8,14 +8,17 @@ acknowledged that connection's writes) and cost one round trip.
 
 On one server the writer keeps one pooled connection for its life. On a cluster it asks the client's slot map for
 the shard's primary each time, and follows what the cluster answers a script that did not run: MOVED (the slot
-moved: refresh the map and send again), ASK (the slot is migrating: ASKING on the target, then the script) and
-TRYAGAIN (the slot's keys are split mid-migration: a moment later). A command that fails or is cancelled leaves
+moved: send to the node named, and refresh the map), ASK (the slot is migrating: ASKING on the target, then the
+script) and TRYAGAIN (the slot's keys are split mid-migration: a moment later). A node that fails, hangs or
+refuses makes the request a 503 and refreshes the map in the background (never inside a request's deadline: a
+frozen seed node must not stall every request), trying that node last. A command that fails or is cancelled leaves
 its connection disconnected, so the next one starts afresh.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import Sequence
 from typing import Any, Final
@@ -24,9 +27,7 @@ import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import AskError, MovedError, NoScriptError, ResponseError, TryAgainError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import AskError, MovedError, NoScriptError, RedisError, ResponseError, TryAgainError
 
 from shared import scripts
 from shared.errors import StoreUnavailable
@@ -55,7 +56,8 @@ class InboxConnection:
         self._min_replicas = min_replicas
         self._source = scripts.source("inbox_append").encode()
         self._sha = hashlib.sha1(self._source, usedforsecurity=False).hexdigest().encode()  # Redis names it so
-        self._stale_map = False
+        #: The slot map refresh under way after a failure (cluster only).
+        self._refreshing: asyncio.Task[None] | None = None
 
     async def append(self, messages: Sequence[bytes], answer_by: float = 0.0) -> None:
         """Append `messages` to the shard and leave the wake hint; returns once Redis (and, with `min_replicas`,
@@ -70,6 +72,10 @@ class InboxConnection:
             await self._append_to_cluster(self._cluster, messages, answer_by)
 
     async def close(self) -> None:
+        if self._refreshing is not None:
+            self._refreshing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refreshing
         connection, self._connection = self._connection, None
         if connection is not None and self._cluster is None:
             await self._redis.connection_pool.release(connection)
@@ -86,9 +92,6 @@ class InboxConnection:
             await self._send(connection, b"EVAL", messages, answer_by)
 
     async def _append_to_cluster(self, cluster: RedisCluster, messages: Sequence[bytes], answer_by: float) -> None:
-        if self._stale_map:
-            await cluster.nodes_manager.initialize()
-            self._stale_map = False
         await cluster.initialize()  # a no-op once the slot map is known
         node = self._primary(cluster)
         asking = False
@@ -99,24 +102,35 @@ class InboxConnection:
                 return
             except NoScriptError:
                 command = b"EVAL"  # a node restarted or just promoted: nothing ran
-            except MovedError:
-                await cluster.nodes_manager.initialize()  # the slot has a new owner: nothing ran
-                node = self._primary(cluster)
-                asking = False
             except AskError as exc:
+                # MOVED (the slot has a new owner) or ASK (it is migrating and our keys are on the target already):
+                # nothing ran; the reply names the node to send to.
+                moved = isinstance(exc, MovedError)
+                if moved:
+                    self._refresh_in_background(cluster, None)
                 target = cluster.get_node(host=exc.host, port=exc.port)
                 if target is None:
-                    await cluster.nodes_manager.initialize()
-                    target = cluster.get_node(host=exc.host, port=exc.port)
-                if target is None:
-                    raise
-                node, asking = target, True  # the slot is migrating and our keys are on the target already
+                    self._refresh_in_background(cluster, None)
+                    raise StoreUnavailable("the inbox shard's slot moved to a node not yet known") from exc
+                node, asking = target, not moved
             except TryAgainError:
                 await asyncio.sleep(_TRY_AGAIN_S)  # the keys are split between the two nodes of a migration
-            except (OSError, RedisConnectionError, RedisTimeoutError):
-                self._stale_map = True  # the node may be gone for good (a failover): ask the cluster next time
+            except BaseException:
+                # Down, frozen (a timeout, a cancelled wait) or refusing: the cluster may be failing it over. The
+                # slot map is refreshed in the background, outside any request's deadline, and tries this node last.
+                self._refresh_in_background(cluster, node.name)
                 raise
         raise StoreUnavailable("the inbox shard's slot kept moving; try again")
+
+    def _refresh_in_background(self, cluster: RedisCluster, failed_node: str | None) -> None:
+        if self._refreshing is not None and not self._refreshing.done():
+            return
+        self._refreshing = asyncio.get_running_loop().create_task(self._refresh(cluster, failed_node))
+
+    @staticmethod
+    async def _refresh(cluster: RedisCluster, failed_node: str | None) -> None:
+        with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):
+            await cluster.nodes_manager.initialize(last_failed_node_name=failed_node)
 
     def _primary(self, cluster: RedisCluster) -> ClusterNode:
         node = cluster.get_node_from_key(self._keys[0].decode())

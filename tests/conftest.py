@@ -47,11 +47,8 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded
 
 
 def empty_cluster(cluster: EmbeddedCluster) -> None:
-    """Every node up (a test may have killed one), settled, and every primary emptied."""
-    for port, node in cluster.nodes.items():
-        if not node.running:
-            cluster.restart(port)
-    cluster.wait_healthy()
+    """Every node up (a test may have killed or frozen one), settled, and every primary emptied."""
+    cluster.heal()
     for primary in cluster.primaries():
         client = redis.Redis(port=primary.port)
         client.flushall()

@@ -74,7 +74,7 @@ def test_chaos_smoke_on_a_cluster_with_replicated_acks_loses_nothing() -> None:
     # When a primary is SIGKILLed under load (its replica takes over) and slots are moved live to other primaries
     result = subprocess.run(
         [sys.executable, "-m", "chaos", "--size", "smoke", "--seed", "7", "--store", "cluster", "--min-replicas", "1",
-         "--faults", "failover,migrate"],
+         "--faults", "failover,freeze-primary,migrate"],
         cwd=ROOT, capture_output=True, text=True, timeout=230, check=False,
     )  # fmt: skip
     # Then nothing acknowledged is lost, doubled or misordered, and both faults took effect
@@ -86,5 +86,9 @@ def test_chaos_smoke_on_a_cluster_with_replicated_acks_loses_nothing() -> None:
     for name in ("every fault's effect seen", "drained", "lost", "doubled without a higher attempt", "misordered"):
         made = [check for check in results if check.startswith(name)]
         assert made and all(results[check] == "PASS" for check in made), result.stdout
-    phases = [row for row in result.stdout.splitlines() if row.startswith(("| failover |", "| migrate |"))]
-    assert len(phases) == 2 and all("| yes |" in row for row in phases), phases
+    phases = [
+        row
+        for row in result.stdout.splitlines()
+        if row.startswith(("| failover |", "| freeze-primary |", "| migrate |"))
+    ]
+    assert len(phases) == 3 and all("| yes |" in row for row in phases), phases

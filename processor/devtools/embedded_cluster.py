@@ -8,8 +8,10 @@ an operator resharding a live cluster would.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -65,6 +67,7 @@ class EmbeddedCluster:
             "--cluster-replica-validity-factor", "0",
             "--cluster-require-full-coverage", "no",
         )  # fmt: skip
+        self._frozen: set[int] = set()
         self.nodes: dict[int, EmbeddedRedis] = {}
         for _ in range(primaries * (1 + replicas)):
             port = _free_cluster_port(set(self.nodes))
@@ -95,6 +98,11 @@ class EmbeddedCluster:
             raise
 
     def stop(self) -> None:
+        for port in list(self._frozen):
+            pid = self.nodes[port].pid
+            if pid is not None:
+                os.kill(pid, signal.SIGCONT)  # a stopped process would sit out its SIGKILL's reaping
+        self._frozen.clear()
         for node in self.nodes.values():
             node.stop(kill=True)
 
@@ -110,7 +118,7 @@ class EmbeddedCluster:
     def topology(self) -> list[ClusterNodeState]:
         """`CLUSTER NODES` as seen by the first live node."""
         for port, node in self.nodes.items():
-            if not node.running:
+            if not node.running or port in self._frozen:
                 continue
             client = redis.Redis(port=port, socket_timeout=2, decode_responses=True)
             try:
@@ -144,6 +152,9 @@ class EmbeddedCluster:
         """Start a stopped node again from its own files, and wait until it rejoined; a former primary whose
         replica took over comes back as a replica of it."""
         self.nodes[port].start()
+        self._wait_rejoined(port, timeout_s)
+
+    def _wait_rejoined(self, port: int, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while True:
             me = next((n for n in self.topology() if n.port == port), None)
@@ -154,10 +165,38 @@ class EmbeddedCluster:
             time.sleep(0.1)
         self.wait_healthy(timeout_s)
 
-    def fail_over(self, primary_port: int, timeout_s: float = 30.0) -> int:
-        """SIGKILL a primary and wait until its replica serves its slots; returns the new primary's port."""
+    def heal(self) -> None:
+        """Every node running and answering again (frozen ones thawed, dead ones restarted), the cluster settled."""
+        for port in list(self._frozen):
+            self.thaw(port)
+        for port, node in self.nodes.items():
+            if not node.running:
+                self.restart(port)
+        self.wait_healthy()
+
+    def freeze(self, port: int) -> None:
+        """SIGSTOP a node: it holds its connections open and answers nothing (a hung host, a long GC pause)."""
+        pid = self.nodes[port].pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        self._frozen.add(port)
+
+    def thaw(self, port: int, timeout_s: float = 30.0) -> None:
+        """SIGCONT a frozen node and wait until it rejoined (a primary that lost its slots, as a replica)."""
+        pid = self.nodes[port].pid
+        assert pid is not None
+        os.kill(pid, signal.SIGCONT)
+        self._frozen.discard(port)
+        self._wait_rejoined(port, timeout_s)
+
+    def fail_over(self, primary_port: int, timeout_s: float = 30.0, *, freeze: bool = False) -> int:
+        """SIGKILL (or, with `freeze`, SIGSTOP) a primary and wait until its replica serves its slots; returns the
+        new primary's port."""
         replica = self.replica_of(primary_port)
-        self.kill(primary_port)
+        if freeze:
+            self.freeze(primary_port)
+        else:
+            self.kill(primary_port)
         deadline = time.monotonic() + timeout_s
         while True:
             promoted = next((n for n in self.topology() if n.node_id == replica.node_id), None)
@@ -209,7 +248,7 @@ class EmbeddedCluster:
 
     def port_for_slot(self, slot: int) -> int:
         for port, node in self.nodes.items():
-            if not node.running:
+            if not node.running or port in self._frozen:
                 continue
             client = redis.Redis(port=port, socket_timeout=2)
             try:
@@ -232,7 +271,7 @@ class EmbeddedCluster:
 
     def _each_live(self, check: Callable[[redis.Redis], bool]) -> bool:
         for port, node in self.nodes.items():
-            if not node.running:
+            if not node.running or port in self._frozen:
                 continue
             client = redis.Redis(port=port, socket_timeout=2, decode_responses=True)
             try:

@@ -81,8 +81,9 @@ class ScriptBatch:
             try:
                 replies |= self._pipeline(client.get_redis_connection(node), group, wait)
             except StoreUnavailable:
-                # The node may be gone for good (a failover): start the next call from a fresh slot map.
-                self._refresh_slot_map()
+                # The node may be gone for good (a failover): start the next call from a fresh slot map, asking
+                # that node last (a frozen one would hold the refresh for a whole socket timeout).
+                self._refresh_slot_map(failed_node=node.name)
                 raise
         return replies
 
@@ -103,8 +104,10 @@ class ScriptBatch:
                 )
         return dict(zip(indexes, results, strict=True))
 
-    def _refresh_slot_map(self) -> None:
+    def _refresh_slot_map(self, failed_node: str | None = None) -> None:
         client = self._scripts.client
         if isinstance(client, redis.cluster.RedisCluster):
+            if failed_node is not None:
+                client.nodes_manager.move_node_to_end_of_cached_nodes(failed_node)
             with contextlib.suppress(redis.RedisError):
-                client.nodes_manager.initialize()
+                client.nodes_manager.initialize(last_failed_node_name=failed_node)

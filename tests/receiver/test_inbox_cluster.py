@@ -185,3 +185,34 @@ async def test_the_receiver_app_on_a_cluster_stores_and_is_ready(
         assert ready.json().get("warnings", []) == []
     stored = [decode_message(m).event_id for shard in range(4) for m in inbox(cluster_url, shard)]
     assert sorted(stored) == ids
+
+
+async def test_a_frozen_primary_failed_over_costs_latency_only(
+    cluster_client: Redis, cluster_url: str, redis_cluster: EmbeddedCluster
+) -> None:
+    # Given a writer appending to inbox shard 0
+    writer = InboxWriter(cluster_client, timeout_s=0.5)
+    await writer.append(b"before")
+    primary = redis_cluster.port_for_key(keys.INBOX)
+    # When its primary freezes (SIGSTOP: connections stay open, nothing answers) and its replica takes over
+    failover = threading.Thread(target=redis_cluster.fail_over, args=(primary,), kwargs={"freeze": True})
+    failover.start()
+    acknowledged: list[bytes] = []
+    n = 0
+    while failover.is_alive() or not acknowledged:
+        message = b"m%05d" % n
+        n += 1
+        try:
+            await writer.append(message)
+            acknowledged.append(message)
+        except StoreUnavailable:
+            await asyncio.sleep(0.05)
+    failover.join()
+    # Then, with the frozen node still frozen, appends are accepted again (the slot map was refreshed without it)
+    for n in range(20):
+        await writer.append(b"after %d" % n)
+    await writer.close()
+    stored = inbox(cluster_url)
+    assert stored[0] == b"before"
+    assert [m for m in stored if m.startswith(b"after")] == [b"after %d" % n for n in range(20)]
+    assert all(m in stored for m in acknowledged)
