@@ -30,10 +30,19 @@ _REFRESH_S = 1.0
 class IngestShare:
     """The shards this process holds, and how many it may hold."""
 
-    def __init__(self, inbox: Inbox, role: str, shards: int, clock_ms: Callable[[], int], lease_ms: int) -> None:
+    def __init__(
+        self,
+        inbox: Inbox,
+        role: str,
+        shards: int,
+        clock_ms: Callable[[], int],
+        lease_ms: int,
+        *,
+        name: str | None = None,
+    ) -> None:
         self.inbox = inbox
         self.role = role
-        self.member = f"{role}:{socket.gethostname()}:{os.getpid()}"
+        self.member = f"{role}:{name or f'{socket.gethostname()}:{os.getpid()}'}"
         self.configured = shards
         self.clock_ms = clock_ms
         self.ttl_ms = max(lease_ms, 3000)
@@ -48,10 +57,11 @@ class IngestShare:
         """How many inbox shards exist: this process's setting or the widest any receiver wrote, if more."""
         return self._width
 
-    def refresh(self) -> None:
-        """Re-read the roll of ingesters and the width, at most once a second (raises `StoreUnavailable`)."""
+    def refresh(self, *, now: bool = False) -> None:
+        """Re-read the roll of ingesters and the width, at most once a second unless `now` (raises
+        `StoreUnavailable`)."""
         with self._lock:
-            if time.monotonic() - self._refreshed_at < _REFRESH_S:
+            if not now and time.monotonic() - self._refreshed_at < _REFRESH_S:
                 return
             self._refreshed_at = time.monotonic()
         live = self.inbox.announce(self.member, self.clock_ms(), self.ttl_ms)

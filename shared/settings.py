@@ -21,7 +21,7 @@ from shared.keys import INBOX_SHARDS_MAX
 __all__ = [
     "CLUSTER_SCHEMES",
     "DEFAULT_SOURCE",
-    "REDIS_URL_SCHEMES",
+    "STORE_URL_SCHEMES",
     "Secret",
     "Settings",
     "SourceConfig",
@@ -31,7 +31,7 @@ __all__ = [
 
 DEFAULT_SOURCE = "workos"
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
-REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://", *CLUSTER_SCHEMES)
+STORE_URL_SCHEMES = ("redis://", "rediss://", "unix://", *CLUSTER_SCHEMES)
 _SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -216,7 +216,7 @@ class Settings:
         redis_url = read.text("REDIS_URL", "")
         if not redis_url:
             raise ConfigError("REDIS_URL", "not set (e.g. redis://127.0.0.1:6379/0); `hookyard dev` starts one")
-        if not redis_url.startswith(REDIS_URL_SCHEMES):
+        if not redis_url.startswith(STORE_URL_SCHEMES):
             raise ConfigError(
                 "REDIS_URL",
                 "must start with redis://, rediss://, unix:// or (a cluster) redis+cluster://, rediss+cluster://",
