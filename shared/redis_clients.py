@@ -19,7 +19,7 @@ sweep go round again, an operator re-runs a CLI verb.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import Any, Final, cast
 from urllib.parse import unquote, urlsplit
 
 import redis
@@ -131,59 +131,45 @@ def cluster_address(url: str) -> ClusterAddress:
     )
 
 
+def _timeouts(policy: ClientPolicy) -> dict[str, Any]:
+    return {
+        "socket_timeout": policy.socket_timeout_s,
+        "socket_connect_timeout": policy.connect_timeout_s,
+        "socket_keepalive": policy.keepalive,
+        "health_check_interval": policy.health_check_interval_s,
+    }
+
+
+def _cluster_options(url: str, policy: ClientPolicy) -> dict[str, Any]:
+    address = cluster_address(url)
+    return {
+        "username": address.username,
+        "password": address.password,
+        "ssl": address.tls,
+        **_timeouts(policy),
+        # Slots of a primary that is failing over fail alone; the others keep working.
+        "require_full_coverage": False,
+    }
+
+
 def redis_client(url: str, policy: ClientPolicy) -> redis.Redis:
     """A blocking client for `url` under `policy`; it connects lazily, on first use."""
+    retry = redis.retry.Retry(NoBackoff(), 0)
     if is_cluster(url):
-        address = cluster_address(url)
-        cluster = redis.cluster.RedisCluster(
-            startup_nodes=[redis.cluster.ClusterNode(host, port) for host, port in address.seeds],  # type: ignore[no-untyped-call]
-            username=address.username,
-            password=address.password,
-            ssl=address.tls,
-            socket_timeout=policy.socket_timeout_s,
-            socket_connect_timeout=policy.connect_timeout_s,
-            socket_keepalive=policy.keepalive,
-            health_check_interval=policy.health_check_interval_s,
-            retry=redis.retry.Retry(NoBackoff(), 0),
-            # Slots of a primary that is failing over fail alone; the others keep working.
-            require_full_coverage=False,
-        )
+        seeds = [redis.cluster.ClusterNode(host, port) for host, port in cluster_address(url).seeds]  # type: ignore[no-untyped-call]
+        cluster = redis.cluster.RedisCluster(startup_nodes=seeds, retry=retry, **_cluster_options(url, policy))
         return cast(redis.Redis, cluster)
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=policy.socket_timeout_s,
-        socket_connect_timeout=policy.connect_timeout_s,
-        socket_keepalive=policy.keepalive,
-        health_check_interval=policy.health_check_interval_s,
-        retry=redis.retry.Retry(NoBackoff(), 0),
-    )
+    return redis.Redis.from_url(url, retry=retry, **_timeouts(policy))
 
 
 def async_redis_client(url: str, policy: ClientPolicy) -> redis.asyncio.Redis:
     """An asyncio client for `url` under `policy`; it connects lazily, on first use."""
+    retry = redis.asyncio.retry.Retry(NoBackoff(), 0)
     if is_cluster(url):
-        address = cluster_address(url)
-        cluster = redis.asyncio.cluster.RedisCluster(
-            startup_nodes=[redis.asyncio.cluster.ClusterNode(host, port) for host, port in address.seeds],
-            username=address.username,
-            password=address.password,
-            ssl=address.tls,
-            socket_timeout=policy.socket_timeout_s,
-            socket_connect_timeout=policy.connect_timeout_s,
-            socket_keepalive=policy.keepalive,
-            health_check_interval=policy.health_check_interval_s,
-            retry=redis.asyncio.retry.Retry(NoBackoff(), 0),
-            require_full_coverage=False,
-        )
+        seeds = [redis.asyncio.cluster.ClusterNode(host, port) for host, port in cluster_address(url).seeds]
+        cluster = redis.asyncio.cluster.RedisCluster(startup_nodes=seeds, retry=retry, **_cluster_options(url, policy))
         return cast(redis.asyncio.Redis, cluster)
-    return redis.asyncio.Redis.from_url(
-        url,
-        socket_timeout=policy.socket_timeout_s,
-        socket_connect_timeout=policy.connect_timeout_s,
-        socket_keepalive=policy.keepalive,
-        health_check_interval=policy.health_check_interval_s,
-        retry=redis.asyncio.retry.Retry(NoBackoff(), 0),
-    )
+    return redis.asyncio.Redis.from_url(url, retry=retry, **_timeouts(policy))
 
 
 def unreachable(url: str, policy: ClientPolicy = OPERATOR) -> str | None:

@@ -19,6 +19,7 @@ from tests.processor.test_worker_processes import (
     _children_with,
     _events,
     check_ledger,
+    every_event_handled,
     ledger,
     overlapping_runs,
     wait_for,
@@ -54,12 +55,8 @@ def test_ingesters_share_the_shards_and_order_holds_across_them(
             client.rpush(keys.inbox_keys(shard).wake, 1)
         expected = {f"event_{i:05d}" for i in range(400)}
 
-        def all_done() -> bool:
-            rows = ledger(redis_client)
-            return all({r[1] for r in rows if r[0] == n} >= expected for n in ("ledger.ordered", "ledger.unordered"))
-
         # Then every event is handled once, in issued order per user, with no overlapping runs
-        wait_for(all_done, 90, "every event to be handled")
+        wait_for(lambda: every_event_handled(redis_client, expected), 90, "every event to be handled")
         report = check_ledger(ledger(redis_client), expected)
         assert report == {"lost": 0, "doubled": 0, "misordered": 0, "reruns": 0, "resumed": 0}, report
         assert overlapping_runs(redis_client) == 0
@@ -76,7 +73,7 @@ def test_ingesters_share_the_shards_and_order_holds_across_them(
             client.rpush(keys.inbox_keys(n % SHARDS).queue, message)
         # Then its shards' leases lapse and are taken over, and the new events are handled once, in order
         expected |= {f"event_{i:05d}" for i in range(400, 440)}
-        wait_for(all_done, 90, "the events after the kill to be handled")
+        wait_for(lambda: every_event_handled(redis_client, expected), 90, "the events after the kill to be handled")
         report = check_ledger(ledger(redis_client), expected)
         assert report["lost"] == 0 and report["doubled"] == 0 and report["misordered"] == 0, report
         # And every shard is held again, by the survivor and the restarted ingester (the dead one holds none)

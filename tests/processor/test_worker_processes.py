@@ -78,6 +78,12 @@ def ledger(client: redis.Redis) -> list[tuple[str, str, int, bool, int, str]]:
     return rows
 
 
+def every_event_handled(client: redis.Redis, expected: set[str]) -> bool:
+    """Both ledger handlers completed every event in `expected` (at least once)."""
+    rows = ledger(client)
+    return all({r[1] for r in rows if r[0] == n} >= expected for n in ("ledger.ordered", "ledger.unordered"))
+
+
 def wait_for(predicate, timeout_s: float, what: str) -> float:  # type: ignore[no-untyped-def]
     start = time.monotonic()
     while time.monotonic() - start < timeout_s:
@@ -179,11 +185,7 @@ def test_sigkill_mid_handler_recovers_within_the_timeout(
     # Then every event completes, within the recovery timeout after the kill
     expected = {f"event_{i:05d}" for i in range(300)}
 
-    def all_done() -> bool:
-        rows = ledger(redis_client)
-        return all({r[1] for r in rows if r[0] == n} >= expected for n in ("ledger.ordered", "ledger.unordered"))
-
-    wait_for(all_done, 60, "every event to complete")
+    wait_for(lambda: every_event_handled(redis_client, expected), 60, "every event to complete")
     recovery = time.monotonic() - killed_at
     report = check_ledger(ledger(redis_client), expected)
     assert report["lost"] == 0 and report["doubled"] == 0 and report["misordered"] == 0, report
@@ -206,12 +208,8 @@ def test_redis_restart_loses_nothing(
     on_store.inject(messages[100:])
     expected = {f"event_{i:05d}" for i in range(200)}
 
-    def all_done() -> bool:
-        rows = ledger(redis_client)
-        return all({r[1] for r in rows if r[0] == n} >= expected for n in ("ledger.ordered", "ledger.unordered"))
-
     # Then the workers carry on without a restart and nothing is lost
-    wait_for(all_done, 60, "every event to complete after the restart")
+    wait_for(lambda: every_event_handled(redis_client, expected), 60, "every event to complete after the restart")
     report = check_ledger(ledger(redis_client), expected)
     assert report["lost"] == 0 and report["doubled"] == 0 and report["misordered"] == 0, report
     assert proc.process.poll() is None
@@ -300,11 +298,7 @@ def test_killing_the_ingester_loses_nothing(
     redis_client.rpush(keys.INBOX_WAKE, 1)
     expected = {f"event_{i:05d}" for i in range(200)}
 
-    def all_done() -> bool:
-        rows = ledger(redis_client)
-        return all({r[1] for r in rows if r[0] == n} >= expected for n in ("ledger.ordered", "ledger.unordered"))
-
     # Then the ingest lease lapses, another process takes it over, and every event is handled once
-    wait_for(all_done, 60, "every event after the ingester died")
+    wait_for(lambda: every_event_handled(redis_client, expected), 60, "every event after the ingester died")
     report = check_ledger(ledger(redis_client), expected)
     assert report["lost"] == 0 and report["doubled"] == 0 and report["misordered"] == 0, report
