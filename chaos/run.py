@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -104,6 +105,11 @@ def handler_env(plan: Plan) -> dict[str, str]:
 
 
 def run(plan: Plan, workdir: Path) -> int:
+    # A kept workdir (`--workdir`) may hold an earlier run's servers' files: a fresh run starts from none, or the
+    # old ledger would count the earlier run's calls as this one's.
+    for leftover in ("redis", "ledger", "cluster"):
+        shutil.rmtree(workdir / leftover, ignore_errors=True)
+    (workdir / "stack.log").unlink(missing_ok=True)
     stack = Stack(workdir, plan, handler_env=handler_env(plan))
     started = time.monotonic()
     outcome = Outcome()
