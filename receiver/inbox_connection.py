@@ -27,7 +27,15 @@ import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import AskError, MovedError, NoScriptError, RedisError, ResponseError, TryAgainError
+from redis.exceptions import (
+    AskError,
+    MovedError,
+    NoScriptError,
+    RedisError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 
 from shared import scripts
 from shared.errors import StoreUnavailable
@@ -133,8 +141,12 @@ class InboxConnection:
             await cluster.nodes_manager.initialize(last_failed_node_name=failed_node)
 
     def _primary(self, cluster: RedisCluster) -> ClusterNode:
-        node = cluster.get_node_from_key(self._keys[0].decode())
+        try:
+            node = cluster.get_node_from_key(self._keys[0].decode())
+        except SlotNotCoveredError:
+            node = None  # mid-failover, the slot map may lack the slot for a moment
         if node is None:
+            self._refresh_in_background(cluster, None)
             raise StoreUnavailable("no primary serves the inbox shard's slot now")
         return node
 
