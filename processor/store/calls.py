@@ -27,9 +27,10 @@ _OUTAGES = (
     redis.exceptions.OutOfMemoryError,
     redis.exceptions.ReadOnlyError,
     redis.exceptions.MasterDownError,
-    # A cluster that lost a primary and has not promoted its replica yet, or a slot map that does not cover a key
-    # for the moment: the same as a server away.
-    redis.exceptions.ClusterDownError,
+    # A cluster that lost a primary and has not promoted its replica yet, redirections that did not settle (redis-py's
+    # "TTL exhausted" mid-migration), or a slot map that does not cover a key for the moment: the same as a server
+    # away. (ClusterError covers CLUSTERDOWN too.)
+    redis.exceptions.ClusterError,
     redis.exceptions.SlotNotCoveredError,
 )
 # The same, as an error code at the start of a reply or inside a script's error ("... @user_script: 4: -OOM ...")

@@ -158,6 +158,8 @@ class Pairs:
                 int(claim_next), claim.attempt,
             ],
             [dk.skipped, dk.records, pk.got_prefix + claim.event_id],
+            # A chained claim is a claim: replicated before its handler is called, like `claim`'s own.
+            replicated=claim_next,
         )  # fmt: skip
         settled = Settled.from_reply(reply)
         if len(reply) > 3:

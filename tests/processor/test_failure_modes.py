@@ -134,3 +134,28 @@ def test_releasing_an_old_claim_keeps_a_newer_hold(yard: Harness) -> None:
     keeper.hold(newer)
     keeper.release(keeper.lease(old))
     assert keeper.held() == [newer]
+
+
+def test_an_event_whose_bytes_the_store_lost_waits_instead_of_dying(
+    registry: Registry, yard: Harness, redis_client: redis.Redis
+) -> None:
+    # Given an event admitted for a handler, whose queued bytes then vanish from its pair (a slot half-moved when
+    # a primary died mid-migration leaves keys behind on the other node)
+    seen: list[tuple[str, int]] = []
+    registry.handler("dsync.*", name="keeper")(lambda event: seen.append((event.id, event.attempt)))
+    yard.deliver(ENVELOPE)
+    yard.ingester.ingest_once()
+    [body_key] = [k for k in redis_client.scan_iter(match="{hy:*}:body:*")]
+    saved = redis_client.hgetall(body_key)
+    redis_client.delete(body_key)
+    # When the workers get to it, again and again over two minutes
+    for _ in range(5):
+        yard.advance(31)
+    # Then it is neither called nor dead-lettered: it waits, uncounted
+    assert seen == []
+    assert yard.dead_letters() == []
+    # And once the bytes are back (the slot repaired), it runs once, as its first attempt
+    redis_client.hset(body_key, mapping=saved)
+    yard.advance(31)
+    yard.run()
+    assert seen == [("event_1", 1)]
