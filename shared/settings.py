@@ -19,6 +19,7 @@ from shared.errors import ConfigError
 
 __all__ = [
     "DEFAULT_SOURCE",
+    "ReconcileSettings",
     "Secret",
     "Settings",
     "SourceConfig",
@@ -162,6 +163,20 @@ class _Reader:
 
 
 @dataclass(frozen=True, slots=True)
+class ReconcileSettings:
+    """Reconciliation from the WorkOS Events API (`hookyard reconcile`, and the workers' loop when `interval_s`)."""
+
+    api_key: Secret | None = None
+    base_url: str = "https://api.workos.com"
+    interval_s: float = 0.0  # 0: the workers do not reconcile
+    settle_s: float = 60.0  # events younger than this are left to their webhooks
+    since_s: float = 86400.0  # where a cursor that was never set starts
+    source: str = DEFAULT_SOURCE  # the source API copies are filed under (dedupe with its webhooks)
+    types: tuple[str, ...] = ()  # empty: every type a loaded handler subscribes to
+    organization: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything configurable, in one immutable object built once per process by `Settings.from_env`."""
 
@@ -189,6 +204,7 @@ class Settings:
     dead_letter_retention_s: float = 30 * 86400.0
     dead_letter_limit: int = 100_000
     worker_metrics_port: int = 9191
+    reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
     # both
     log_level: str = "info"
     log_format: str = "auto"
@@ -240,6 +256,7 @@ class Settings:
             dead_letter_retention_s=letter_retention,
             dead_letter_limit=read.integer("HOOKYARD_DEAD_LETTER_LIMIT", 100_000, minimum=16, maximum=100_000_000),
             worker_metrics_port=read.integer("HOOKYARD_WORKER_METRICS_PORT", 9191, maximum=65535),
+            reconcile=_read_reconcile(read, sources),
             log_level=read.choice("HOOKYARD_LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
             log_format=read.choice("HOOKYARD_LOG_FORMAT", "auto", ("auto", "json", "console")),
             data_dir=read.text("HOOKYARD_DATA_DIR", ".hookyard"),
@@ -256,6 +273,40 @@ class Settings:
     def wake_grace_s(self) -> float:
         """How long a sent wake-up is trusted before the sweep sends another (lost wake-ups cost this much)."""
         return self.recovery_timeout_s / 3
+
+
+#: The Events API keeps 30 days of events: a cursor cannot usefully start further back.
+_EVENTS_API_HORIZON_S = 30 * 86400.0
+
+
+def _read_reconcile(read: _Reader, sources: Mapping[str, SourceConfig]) -> ReconcileSettings:
+    # WORKOS_API_KEY and WORKOS_BASE_URL are the names the workos SDK itself documents; they are read here and
+    # handed to the SDK, so nothing else reads the environment.
+    key = read.text("WORKOS_API_KEY", "")
+    base_url = read.text("WORKOS_BASE_URL", "https://api.workos.com")
+    if not base_url.startswith(("https://", "http://")):
+        raise ConfigError("WORKOS_BASE_URL", f"must be an http(s) URL, got {base_url!r}")
+    interval = read.duration("HOOKYARD_RECONCILE_INTERVAL", 0.0)
+    if 0 < interval < 1.0:
+        raise ConfigError("HOOKYARD_RECONCILE_INTERVAL", "must be 0 (off) or at least 1 s")
+    if interval and not key:
+        raise ConfigError("WORKOS_API_KEY", "not set, but HOOKYARD_RECONCILE_INTERVAL turns reconciliation on")
+    since = read.duration("HOOKYARD_RECONCILE_SINCE", 86400.0, minimum=60.0)
+    if since > _EVENTS_API_HORIZON_S:
+        raise ConfigError("HOOKYARD_RECONCILE_SINCE", "must be at most 30d (the Events API keeps 30 days)")
+    source = read.text("HOOKYARD_RECONCILE_SOURCE", DEFAULT_SOURCE)
+    if source not in sources and sources:
+        raise ConfigError("HOOKYARD_RECONCILE_SOURCE", f"{source!r} is not a configured source")
+    return ReconcileSettings(
+        api_key=Secret(key.encode()) if key else None,
+        base_url=base_url,
+        interval_s=interval,
+        settle_s=read.duration("HOOKYARD_RECONCILE_SETTLE", 60.0),
+        since_s=since,
+        source=source,
+        types=read.csv("HOOKYARD_RECONCILE_TYPES"),
+        organization=read.text("HOOKYARD_RECONCILE_ORGANIZATION", "") or None,
+    )
 
 
 def _read_sources(read: _Reader, *, require_secret: bool) -> dict[str, SourceConfig]:

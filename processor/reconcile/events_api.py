@@ -1,0 +1,118 @@
+"""The WorkOS Events API (`GET /events`) as the reconciler sees it: one page of events after a cursor, through the
+official `workos` SDK (`events.list_events`), with the SDK's errors translated into ours at this boundary.
+
+The SDK turns each event into a typed model; the reconciler wants the event object as WorkOS sent it (a handler
+must see the same `data` whichever channel brought the event), so the HTTP client handed to the SDK keeps the
+JSON of the last response and the page's events are taken from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+import workos
+from workos.events.models import EventSchema
+
+from shared.errors import EventsApiError, EventsApiUnavailable
+
+__all__ = ["PAGE_LIMIT", "ApiPage", "EventsApi", "EventsQuery", "api_time", "known_event_types"]
+
+#: The most events the Events API returns per page.
+PAGE_LIMIT = 100
+_TIMEOUT_S = 30
+
+
+@dataclass(frozen=True, slots=True)
+class EventsQuery:
+    """What to list: event types (required by the API), an organization, a creation-time range (unix ms)."""
+
+    types: tuple[str, ...]
+    organization: str | None = None
+    range_start_ms: int | None = None
+    range_end_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiPage:
+    """One page: its events as WorkOS sent them (oldest first), and the cursor of the next page (None: the end)."""
+
+    events: list[dict[str, Any]]
+    after: str | None
+
+
+def api_time(ms: int) -> str:
+    """A time as the Events API takes it: ISO 8601 UTC with a `Z` suffix (it refuses `+00:00`)."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class EventsApi:
+    """Lists events with the workos SDK; `base_url` may point at a staging or local stand-in."""
+
+    def __init__(self, api_key: str, base_url: str) -> None:
+        self._last_body: bytes = b""
+        # The SDK retries with sleeps of its own; the reconciler backs off itself (honouring Retry-After), so
+        # the SDK sends each request once.
+        self._http = httpx.Client(timeout=_TIMEOUT_S, event_hooks={"response": [self._keep_body]})
+        self._sdk = workos.WorkOSClient(
+            api_key=api_key, base_url=base_url, request_timeout=_TIMEOUT_S, max_retries=0, http_client=self._http
+        )
+
+    def _keep_body(self, response: httpx.Response) -> None:
+        self._last_body = response.read()
+
+    def page(self, query: EventsQuery, after: str | None, limit: int = PAGE_LIMIT) -> ApiPage:
+        """The events after `after` (or from the range's start); raises `EventsApiUnavailable` when the API
+        cannot answer now, `EventsApiError` when it refuses the request."""
+        self._last_body = b""
+        try:
+            page = self._sdk.events.list_events(
+                events=list(query.types),
+                after=after,
+                limit=limit,
+                organization_id=query.organization,
+                range_start=api_time(query.range_start_ms) if query.range_start_ms is not None else None,
+                range_end=api_time(query.range_end_ms) if query.range_end_ms is not None else None,
+            )
+        except workos.RateLimitExceededError as exc:
+            raise EventsApiUnavailable("events API: rate limited (429)", exc.retry_after) from None
+        except workos.ServerError as exc:
+            raise EventsApiUnavailable(f"events API: HTTP {exc.status_code}", _retry_after(exc)) from None
+        except workos.WorkOSError as exc:
+            status = getattr(exc, "status_code", None)
+            if isinstance(status, int) and status < 500:
+                raise EventsApiError(f"events API refused the request: {str(exc)[:300]}") from None
+            # No answer at all: connection refused or reset, a timeout, a body that is not an event list.
+            raise EventsApiUnavailable(f"events API unreachable: {type(exc).__name__}: {str(exc)[:200]}") from None
+        return ApiPage(events=self._raw_events(len(page.data)), after=page.after)
+
+    def _raw_events(self, expected: int) -> list[dict[str, Any]]:
+        try:
+            document = orjson.loads(self._last_body)
+        except orjson.JSONDecodeError:
+            raise EventsApiUnavailable("events API: the page is not JSON") from None
+        events = document.get("data") if isinstance(document, dict) else None
+        if not isinstance(events, list) or len(events) != expected:
+            raise EventsApiUnavailable("events API: the page has no event list")
+        return [event for event in events if isinstance(event, dict)]
+
+    def close(self) -> None:
+        self._sdk.close()
+        self._http.close()
+
+
+def _retry_after(exc: workos.ServerError) -> float | None:
+    headers = getattr(exc.response, "headers", None) or {}
+    raw = headers.get("Retry-After") or headers.get("retry-after")
+    try:
+        return max(0.0, float(raw)) if raw else None
+    except ValueError:
+        return None
+
+
+def known_event_types() -> tuple[str, ...]:
+    """Every event type the installed workos SDK knows (its event models' discriminator values)."""
+    return tuple(sorted(EventSchema._DISPATCH))
