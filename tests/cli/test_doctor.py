@@ -51,7 +51,7 @@ def test_all_good_is_all_ticks_and_exit_0(healthy: redis.Redis, capsys: pytest.C
     assert main(["doctor"]) == 0
 
     found = lines(capsys.readouterr().out)
-    assert list(found) == ["secrets", "redis", "persistence", "eviction", "clock", "handlers", "workers"]
+    assert list(found) == ["secrets", "redis", "persistence", "eviction", "clock", "handlers", "workers", "reconcile"]
     assert all(line.startswith("✓ ") for line in found.values()), found
     assert "workos: 1 secret" in found["secrets"]
     assert TEST_SECRET not in found["secrets"]
@@ -67,7 +67,8 @@ def test_json(healthy: redis.Redis, capsys: pytest.CaptureFixture[str]) -> None:
     document = orjson.loads(capsys.readouterr().out)
     assert document["ok"] is True
     assert [(c["name"], c["status"]) for c in document["checks"]] == [
-        (name, "ok") for name in ("secrets", "redis", "persistence", "eviction", "clock", "handlers", "workers")
+        (name, "ok")
+        for name in ("secrets", "redis", "persistence", "eviction", "clock", "handlers", "workers", "reconcile")
     ]
     assert all(c["hint"] is None for c in document["checks"])
 
@@ -207,5 +208,7 @@ def test_unreachable_redis_fails_and_skips_what_depends_on_it(
         f"✗ redis        cannot reach Redis at redis://:****@127.0.0.1:{port}/0"
         " — is it running? check REDIS_URL (Connection refused)"
     )
-    assert [found[name].split()[0] for name in ("persistence", "eviction", "clock", "workers")] == ["-"] * 4
+    assert [found[name].split()[0] for name in ("persistence", "eviction", "clock", "workers", "reconcile")] == [
+        "-"
+    ] * 5
     assert "hunter2" not in out
