@@ -111,6 +111,34 @@ def test_no_worker_alive_fails(healthy: redis.Redis, capsys: pytest.CaptureFixtu
     assert "hookyard worker" in line
 
 
+def test_a_reconcile_cursor_falling_behind_warns(
+    healthy: redis.Redis, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given continuous reconciliation every 10 s (settle 60 s)
+    monkeypatch.setenv("WORKOS_API_KEY", "sk_test_doctor")
+    monkeypatch.setenv("HOOKYARD_RECONCILE_INTERVAL", "10s")
+    now_ms = int(time.time() * 1000)
+
+    # When no round has finished yet, Then doctor warns (and does not fail)
+    assert main(["doctor"]) == 0
+    assert lines(capsys.readouterr().out)["reconcile"].startswith("! reconcile    on, but no round has finished yet")
+
+    # When the cursor is a settle and an interval behind, Then all is well, with the missed events counted
+    healthy.hset(keys.RECONCILE_CURSOR, mapping={"after": "event_1", "position_ms": now_ms - 70_000})
+    healthy.hset(keys.RECONCILE_STATS, "missed:workos", 4)
+    assert main(["doctor"]) == 0
+    line = lines(capsys.readouterr().out)["reconcile"]
+    assert line.startswith("✓ reconcile    cursor 1m") and line.endswith("4 events missed by webhooks so far")
+
+    # When the cursor is an hour behind (rounds failing), Then it warns with a hint
+    healthy.hset(keys.RECONCILE_CURSOR, "position_ms", now_ms - 3_600_000)
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert lines(out)["reconcile"].startswith("! reconcile    cursor 1h")
+    assert "hookyard_reconcile_requests_total" in out
+    assert "sk_test_doctor" not in out
+
+
 def test_secrets_are_counted_never_shown_and_a_coming_expiry_warns(
     healthy: redis.Redis, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -8,8 +8,12 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
 
 from processor import Event, Registry
+from processor.ingest import Ingester
+from processor.metrics import WorkerMetrics
 from processor.reconcile.events_api import EventsApi, EventsQuery
 from processor.reconcile.loop import ReconcileLoop
 from processor.reconcile.reconciler import Reconciler
@@ -17,7 +21,7 @@ from processor.reconcile.state import ReconcileState
 from processor.testing import Harness
 from shared import keys
 from shared.settings import ReconcileSettings, Secret
-from shared.wire import EVENTS_API, WEBHOOK, decode_message
+from shared.wire import EVENTS_API, decode_message
 from tests.fixtures.events_api import EventsApiServer, api_event, webhook_body
 
 TYPES = ("dsync.user.created", "dsync.user.updated")
@@ -96,10 +100,13 @@ def test_dropped_webhooks_and_reconcile_reach_the_handler_once_in_order(
 
     # When a reconciliation pass runs before the held events are run
     result = reconciler.run(EventsQuery(TYPES, None, START_MS - 1000, None), None)
-    yard.run()
+    with capture_logs() as logged:
+        yard.run()
 
     # Then every event reached the handler once, in order per user, none late
     in_order_once(ledger, events)
+    # and the API copies of delivered webhooks (other bytes, same event) were duplicates, not body conflicts
+    assert not [entry for entry in logged if entry["event"] == "ingest.body_conflict"]
     assert (result.fetched, result.pages, result.caught_up) == (240, 3, True)
     # and the pass queued only the dropped ones (the others' webhooks had arrived)
     assert result.new + result.seen == 240
@@ -201,20 +208,14 @@ def test_filters_reach_the_api_as_workos_documents_them(
     assert sent["limit"] == "100"
 
 
-def test_an_old_message_without_a_channel_reads_as_a_webhook() -> None:
-    # Given a message as the receiver wrote it before channels existed
-    message = b'{"v":1,"src":"workos","id":"e1","type":"dsync.user.created","sat":1,"rat":2}\n{}'
-
-    # When it is decoded, Then it is a webhook
-    assert decode_message(message).channel == WEBHOOK
-
-
-def loop_for(server: EventsApiServer, yard: Harness, **options: object) -> ReconcileLoop:
+def loop_for(
+    server: EventsApiServer, yard: Harness, metrics: WorkerMetrics | None = None, **options: object
+) -> ReconcileLoop:
     config = ReconcileSettings(
         api_key=Secret(server.api_key.encode()), base_url=server.url, interval_s=5.0, settle_s=0.0,
         types=TYPES, **options,  # type: ignore[arg-type]
     )  # fmt: skip
-    return ReconcileLoop(config, yard.registry, yard.client, clock_ms=yard.clock)
+    return ReconcileLoop(config, yard.registry, yard.client, clock_ms=yard.clock, metrics=metrics)
 
 
 def test_one_leader_at_a_time_and_the_cursor_carries_over(api: EventsApiServer, yard: Harness) -> None:
@@ -264,3 +265,30 @@ def test_429_and_outages_back_off_honouring_retry_after(api: EventsApiServer, ya
     assert [down.step() for _ in range(3)] == [1.0, 2.0, 4.0]
     assert ReconcileState(yard.client).cursor().after == "event_00002"
     down.close()
+
+
+def test_metrics_count_requests_fetched_events_and_missed_deliveries(api: EventsApiServer, yard: Harness) -> None:
+    # Given three events, the first one's webhook delivered and admitted, and the API rate limiting once
+    events = history(users=1, per_user=3)
+    api.add(*events)
+    yard.deliver(webhook_body(events[0]))
+    metrics = WorkerMetrics(CollectorRegistry())
+    ingester = Ingester(yard.store, yard.registry, clock_ms=yard.clock, metrics=metrics)
+    ingester.ingest_once()
+    yard.clock.advance(600)
+    loop = loop_for(api, yard, metrics)
+    api.fail_next(429, retry_after="1")
+
+    # When the loop steps twice and the API copies are ingested
+    loop.step()
+    loop.step()
+    ingester.ingest_once()
+    loop.close()
+
+    # Then requests, fetched events (new vs seen) and missed deliveries are counted
+    assert metrics.reconcile_requests.labels("unavailable")._value.get() == 1
+    assert metrics.reconcile_requests.labels("ok")._value.get() == 1
+    assert metrics.reconciled.labels("new")._value.get() == 2
+    assert metrics.reconciled.labels("seen")._value.get() == 1
+    assert metrics.missed.labels("workos")._value.get() == 2
+    assert metrics.conflicts.labels("workos")._value.get() == 0

@@ -56,6 +56,11 @@ def test_durations(raw: str, seconds: float) -> None:
         ({"HOOKYARD_SWEEP_INTERVAL": "20s"}, "HOOKYARD_SWEEP_INTERVAL"),
         ({"HOOKYARD_MAX_ABANDONED_THREADS": "9"}, "HOOKYARD_MAX_ABANDONED_THREADS"),
         ({"HOOKYARD_DEAD_LETTER_LIMIT": "3"}, "HOOKYARD_DEAD_LETTER_LIMIT"),
+        ({"HOOKYARD_RECONCILE_INTERVAL": "30s"}, "WORKOS_API_KEY"),
+        ({"HOOKYARD_RECONCILE_INTERVAL": "200ms", "WORKOS_API_KEY": "sk_1"}, "HOOKYARD_RECONCILE_INTERVAL"),
+        ({"HOOKYARD_RECONCILE_SINCE": "45d"}, "HOOKYARD_RECONCILE_SINCE"),
+        ({"HOOKYARD_RECONCILE_SOURCE": "staging"}, "HOOKYARD_RECONCILE_SOURCE"),
+        ({"WORKOS_BASE_URL": "api.workos.com"}, "WORKOS_BASE_URL"),
     ],
 )
 def test_invalid_settings_name_the_setting(env: dict[str, str], setting: str) -> None:
@@ -91,8 +96,31 @@ def test_secret_rotation_honours_expiry() -> None:
 
 
 def test_secrets_never_show_in_reprs() -> None:
-    s = Settings.from_env(BASE)
+    s = Settings.from_env({**BASE, "WORKOS_API_KEY": "sk_test_api_key_1"})
     assert "secret_one_123" not in repr(s)
+    assert "sk_test_api_key_1" not in repr(s)
+
+
+def test_reconcile_is_off_by_default_and_reads_the_sdk_settings() -> None:
+    assert Settings.from_env(BASE).reconcile.interval_s == 0
+    s = Settings.from_env(
+        {
+            **BASE,
+            "WORKOS_API_KEY": "sk_test_1",
+            "WORKOS_BASE_URL": "http://127.0.0.1:9999",
+            "HOOKYARD_RECONCILE_INTERVAL": "1m",
+            "HOOKYARD_RECONCILE_TYPES": "dsync.user.created, dsync.user.updated",
+            "HOOKYARD_RECONCILE_ORGANIZATION": "org_1",
+        }
+    )
+    config = s.reconcile
+    assert config.api_key is not None and config.api_key.value == b"sk_test_1"
+    assert (config.base_url, config.interval_s, config.settle_s, config.since_s) == (
+        "http://127.0.0.1:9999", 60.0, 60.0, 86400.0,
+    )  # fmt: skip
+    assert (config.types, config.organization, config.source) == (
+        ("dsync.user.created", "dsync.user.updated"), "org_1", "workos",
+    )  # fmt: skip
 
 
 def test_every_setting_read_is_documented() -> None:
