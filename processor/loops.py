@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 import dramatiq
 import redis
 
-from processor.reconcile.loop import ReconcileLoop
 from processor.stats import describe_handler, worker_info
 from shared.errors import ConfigError, StoreUnavailable
 from shared.logging import get_logger
@@ -131,6 +130,9 @@ class ProcessorLoops(dramatiq.Middleware):
 
     def _reconcile_loop(self, stop: threading.Event) -> None:
         """Continuous reconciliation from the Events API (processor.reconcile.loop): one worker leads at a time."""
+        # Imported here: the workos SDK takes half a second to import, and only a reconciling worker needs it.
+        from processor.reconcile.loop import ReconcileLoop
+
         engine = self.engine
         try:
             reconcile = ReconcileLoop(

@@ -11,8 +11,7 @@ from collections.abc import Callable
 from processor.cli.arguments import TimeBound, Verbs, time_bound
 from processor.cli.context import connect, load_registry, settings_for_redis
 from processor.cli.render import print_json, say
-from processor.reconcile.events_api import EventsApi, EventsQuery
-from processor.reconcile.loop import event_types
+from processor.reconcile.query import EventsQuery
 from processor.reconcile.reconciler import PassResult, Reconciler
 from shared.clock import wall_ms
 from shared.errors import ConfigError, EventsApiUnavailable, HookyardError
@@ -50,6 +49,10 @@ def add_parser(verbs: Verbs) -> None:
 
 
 def _run(args: argparse.Namespace, environ: dict[str, str]) -> int:
+    # Imported here: the workos SDK takes half a second to import, which every other verb would pay.
+    from processor.reconcile.events_api import EventsApi
+    from processor.reconcile.loop import event_types
+
     settings = settings_for_redis(environ)
     # The verb prints its own summary on stdout; only warnings and errors are logged, on stderr.
     configure_logging("warning", settings.log_format)

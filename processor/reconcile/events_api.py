@@ -8,8 +8,6 @@ JSON of the last response and the page's events are taken from it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -17,36 +15,12 @@ import orjson
 import workos
 from workos.events.models import EventSchema
 
+from processor.reconcile.query import PAGE_LIMIT, ApiPage, EventsQuery, api_time
 from shared.errors import EventsApiError, EventsApiUnavailable
 
-__all__ = ["PAGE_LIMIT", "ApiPage", "EventsApi", "EventsQuery", "api_time", "known_event_types"]
+__all__ = ["EventsApi", "known_event_types"]
 
-#: The most events the Events API returns per page.
-PAGE_LIMIT = 100
 _TIMEOUT_S = 30
-
-
-@dataclass(frozen=True, slots=True)
-class EventsQuery:
-    """What to list: event types (required by the API), an organization, a creation-time range (unix ms)."""
-
-    types: tuple[str, ...]
-    organization: str | None = None
-    range_start_ms: int | None = None
-    range_end_ms: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ApiPage:
-    """One page: its events as WorkOS sent them (oldest first), and the cursor of the next page (None: the end)."""
-
-    events: list[dict[str, Any]]
-    after: str | None
-
-
-def api_time(ms: int) -> str:
-    """A time as the Events API takes it: ISO 8601 UTC with a `Z` suffix (it refuses `+00:00`)."""
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 class EventsApi:

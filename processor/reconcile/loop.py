@@ -11,7 +11,8 @@ import redis
 
 from processor.handlers import Registry
 from processor.metrics import WorkerMetrics
-from processor.reconcile.events_api import EventsApi, EventsQuery, known_event_types
+from processor.reconcile.events_api import EventsApi, known_event_types
+from processor.reconcile.query import EventsQuery
 from processor.reconcile.reconciler import Reconciler
 from processor.reconcile.state import ReconcileState
 from shared.errors import ConfigError, EventsApiError, EventsApiUnavailable

@@ -11,19 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import redis
 
 from processor.inbox_feed import append_to_inbox
 from processor.metrics import WorkerMetrics
-from processor.reconcile.events_api import EventsApi, EventsQuery
+from processor.reconcile.query import EventsQuery
 from processor.reconcile.state import Cursor, ReconcileState
 from shared.envelope import issued_at_ms, parse_created_at, parse_routing
 from shared.errors import EnvelopeError, EventsApiError, EventsApiUnavailable
 from shared.logging import get_logger
 from shared.wire import EVENTS_API, QueuedEvent, encode_message
+
+if TYPE_CHECKING:
+    from processor.reconcile.events_api import EventsApi
 
 __all__ = ["PassResult", "Reconciler", "api_copy"]
 
