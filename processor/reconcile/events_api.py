@@ -8,8 +8,6 @@ JSON of the last response and the page's events are taken from it.
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import orjson
 import workos
@@ -17,8 +15,11 @@ from workos.events.models import EventSchema
 
 from processor.reconcile.query import PAGE_LIMIT, ApiPage, EventsQuery, api_time
 from shared.errors import EventsApiError, EventsApiUnavailable
+from shared.logging import get_logger
 
 __all__ = ["EventsApi", "known_event_types"]
+
+log = get_logger("hookyard.reconcile")
 
 _TIMEOUT_S = 30
 
@@ -59,19 +60,29 @@ class EventsApi:
             status = getattr(exc, "status_code", None)
             if isinstance(status, int) and status < 500:
                 raise EventsApiError(f"events API refused the request: {str(exc)[:300]}") from None
+            if isinstance(exc.__cause__, KeyError | ValueError | TypeError) and self._last_body:
+                # The page arrived, but one of its events does not fit the SDK's typed models (they lag the API
+                # when WorkOS adds an event type or field): the page as WorkOS sent it is all we use anyway.
+                log.warning("reconcile.sdk_model_mismatch", reason=str(exc)[:200])
+                return self._page_from_body(None)
             # No answer at all: connection refused or reset, a timeout, a body that is not an event list.
             raise EventsApiUnavailable(f"events API unreachable: {type(exc).__name__}: {str(exc)[:200]}") from None
-        return ApiPage(events=self._raw_events(len(page.data)), after=page.after)
+        return self._page_from_body(len(page.data))
 
-    def _raw_events(self, expected: int) -> list[dict[str, Any]]:
+    def _page_from_body(self, expected: int | None) -> ApiPage:
         try:
             document = orjson.loads(self._last_body)
         except orjson.JSONDecodeError:
             raise EventsApiUnavailable("events API: the page is not JSON") from None
         events = document.get("data") if isinstance(document, dict) else None
-        if not isinstance(events, list) or len(events) != expected:
+        if not isinstance(events, list) or (expected is not None and len(events) != expected):
             raise EventsApiUnavailable("events API: the page has no event list")
-        return [event for event in events if isinstance(event, dict)]
+        metadata = document.get("list_metadata")
+        after = metadata.get("after") if isinstance(metadata, dict) else None
+        return ApiPage(
+            events=[event for event in events if isinstance(event, dict)],
+            after=after if isinstance(after, str) and after else None,
+        )
 
     def close(self) -> None:
         self._sdk.close()

@@ -14,8 +14,9 @@ from structlog.testing import capture_logs
 from processor import Event, Registry
 from processor.ingest import Ingester
 from processor.metrics import WorkerMetrics
-from processor.reconcile.events_api import EventsApi, EventsQuery
+from processor.reconcile.events_api import EventsApi
 from processor.reconcile.loop import ReconcileLoop
+from processor.reconcile.query import EventsQuery
 from processor.reconcile.reconciler import Reconciler
 from processor.reconcile.state import ReconcileState
 from processor.testing import Harness
@@ -292,3 +293,22 @@ def test_metrics_count_requests_fetched_events_and_missed_deliveries(api: Events
     assert metrics.reconciled.labels("seen")._value.get() == 1
     assert metrics.missed.labels("workos")._value.get() == 2
     assert metrics.conflicts.labels("workos")._value.get() == 0
+
+
+def test_an_event_the_sdk_models_do_not_fit_is_still_reconciled(
+    api: EventsApiServer, yard: Harness, reconciler: Reconciler, ledger: list[tuple[str, str, bool]]
+) -> None:
+    # Given a page holding an event whose data lacks a field the SDK's typed model requires (models lag the API)
+    odd = api_event("event_odd", "dsync.user.created", "directory_user_odd", START_MS)
+    del odd["data"]["email"]  # type: ignore[attr-defined]
+    api.add(odd, *history(users=1, per_user=2, base_ms=START_MS + 1000))
+
+    # When it is reconciled
+    with capture_logs() as logged:
+        result = reconciler.run(EventsQuery(TYPES, None, START_MS - 1000, None), None)
+    yard.run()
+
+    # Then the page is read as WorkOS sent it, and every event reaches the handler
+    assert (result.fetched, result.new) == (3, 3)
+    assert sorted(event_id for _, event_id, _ in ledger) == ["event_00000", "event_00001", "event_odd"]
+    assert [entry["event"] for entry in logged if entry["log_level"] == "warning"] == ["reconcile.sdk_model_mismatch"]
