@@ -10,21 +10,18 @@ organization's SSO and Directory Sync setup, its directories' users and their gr
 
 from __future__ import annotations
 
-# Directories
+# Reading the mirror
 from processor.mirror.queries import DirectoryGroup, DirectoryUser, groups_of_user, users_of_directory
-
-# Organizations' setup
 from processor.mirror.status import OrganizationStatus, mirror_engine, organization_status, organization_statuses
 
 __all__ = [
-    # Directories
+    # Reading the mirror
     "DirectoryGroup",
     "DirectoryUser",
-    "groups_of_user",
-    "users_of_directory",
-    # Organizations' setup
     "OrganizationStatus",
+    "groups_of_user",
     "mirror_engine",
     "organization_status",
     "organization_statuses",
+    "users_of_directory",
 ]
