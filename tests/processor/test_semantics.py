@@ -186,7 +186,8 @@ def test_an_unprocessable_event_is_a_dead_letter_without_retries(registry: Regis
     # Then it was called once, and the event is its dead letter with the reason
     assert attempts == [1]
     [letter] = yard.dead_letters()
-    assert (letter["error_type"], letter["error_message"], letter["attempts"]) == ("Unprocessable", "no directory_id", 1)
+    assert (letter["error_type"], letter["error_message"]) == ("Unprocessable", "no directory_id")
+    assert letter["attempts"] == 1
 
 
 def test_unordered_handler_needs_no_window(registry: Registry, yard: Harness) -> None:
