@@ -69,13 +69,13 @@ class EventsApi:
             raise EventsApiUnavailable(f"events API unreachable: {type(exc).__name__}: {str(exc)[:200]}") from None
         return self._page_from_body(len(page.data))
 
-    def _page_from_body(self, expected: int | None) -> ApiPage:
+    def _page_from_body(self, count: int | None) -> ApiPage:
         try:
             document = orjson.loads(self._last_body)
         except orjson.JSONDecodeError:
             raise EventsApiUnavailable("events API: the page is not JSON") from None
         events = document.get("data") if isinstance(document, dict) else None
-        if not isinstance(events, list) or (expected is not None and len(events) != expected):
+        if not isinstance(events, list) or (count is not None and len(events) != count):
             raise EventsApiUnavailable("events API: the page has no event list")
         metadata = document.get("list_metadata")
         after = metadata.get("after") if isinstance(metadata, dict) else None
