@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 from processor import Event, Registry
 from processor.ingest import Ingester
 from processor.metrics import WorkerMetrics
+from processor.reconcile.collector import ReconcileCollector
 from processor.reconcile.events_api import EventsApi
 from processor.reconcile.loop import ReconcileLoop
 from processor.reconcile.query import EventsQuery
@@ -312,3 +313,21 @@ def test_an_event_the_sdk_models_do_not_fit_is_still_reconciled(
     assert (result.fetched, result.new) == (3, 3)
     assert sorted(event_id for _, event_id, _ in ledger) == ["event_00000", "event_00001", "event_odd"]
     assert [entry["event"] for entry in logged if entry["log_level"] == "warning"] == ["reconcile.sdk_model_mismatch"]
+
+
+def test_the_cursor_lag_is_a_gauge_read_from_redis(api: EventsApiServer, yard: Harness) -> None:
+    # Given no round yet, Then there is no lag to report
+    collector = ReconcileCollector(yard.client, yard.clock)
+    assert list(collector.collect()) == []
+
+    # When a leader catches up (settle 0) and ten minutes pass
+    api.add(*history(users=1, per_user=2))
+    loop = loop_for(api, yard)
+    loop.step()
+    loop.close()
+    yard.clock.advance(600)
+
+    # Then the gauge says how far behind now the cursor is
+    [family] = collector.collect()
+    assert family.name == "hookyard_reconcile_cursor_lag_seconds"
+    assert [sample.value for sample in family.samples] == [600.0]
