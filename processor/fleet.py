@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from processor.handlers import default_registry
+from processor.reconcile.collector import ReconcileCollector
 from processor.startup import start_process
 from processor.stats import BacklogCollector
 from processor.supervisor import ChildSpec, Supervisor
@@ -45,6 +46,7 @@ def main() -> int:
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
         registry.register(BacklogCollector(client, wall_ms, broker_url=settings.broker_url))
+        registry.register(ReconcileCollector(client, wall_ms))
         start_http_server(settings.worker_metrics_port, addr=settings.host, registry=registry)
     children = [ChildSpec("ingester", [sys.executable, "-m", "processor.worker", "--ingester"], env)]
     children += [

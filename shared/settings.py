@@ -22,6 +22,7 @@ __all__ = [
     "CLUSTER_SCHEMES",
     "DEFAULT_SOURCE",
     "STORE_URL_SCHEMES",
+    "ReconcileSettings",
     "Secret",
     "Settings",
     "SourceConfig",
@@ -167,6 +168,20 @@ class _Reader:
 
 
 @dataclass(frozen=True, slots=True)
+class ReconcileSettings:
+    """Reconciliation from the WorkOS Events API (`hookyard reconcile`, and the workers' loop when `interval_s`)."""
+
+    api_key: Secret | None = None
+    base_url: str = "https://api.workos.com"
+    interval_s: float = 0.0  # 0: the workers do not reconcile
+    settle_s: float = 60.0  # events younger than this are left to their webhooks
+    since_s: float = 86400.0  # where a cursor that was never set starts
+    source: str = DEFAULT_SOURCE  # the source API copies are filed under (dedupe with its webhooks)
+    types: tuple[str, ...] = ()  # empty: every type a loaded handler subscribes to
+    organization: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything configurable, in one immutable object built once per process by `Settings.from_env`."""
 
@@ -190,6 +205,7 @@ class Settings:
     handler_modules: tuple[str, ...] = ()
     entry_points: bool = True
     log_events: bool = False
+    mirror_url: str | None = None
     dedupe_ttl_s: float = 7 * 86400.0
     retention_s: float = 7 * 86400.0
     reorder_window_s: float = 5.0
@@ -200,6 +216,7 @@ class Settings:
     dead_letter_retention_s: float = 30 * 86400.0
     dead_letter_limit: int = 100_000
     worker_metrics_port: int = 9191
+    reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
     # both
     log_level: str = "info"
     log_format: str = "auto"
@@ -250,6 +267,7 @@ class Settings:
             handler_modules=read.csv("HOOKYARD_HANDLERS"),
             entry_points=read.flag("HOOKYARD_ENTRY_POINTS", True),
             log_events=read.flag("HOOKYARD_LOG_EVENTS", False),
+            mirror_url=_mirror_url(read),
             dedupe_ttl_s=read.duration("HOOKYARD_DEDUPE_TTL", 7 * 86400.0, minimum=60.0),
             retention_s=retention,
             reorder_window_s=read.duration("HOOKYARD_REORDER_WINDOW", 5.0),
@@ -262,6 +280,7 @@ class Settings:
             dead_letter_retention_s=letter_retention,
             dead_letter_limit=read.integer("HOOKYARD_DEAD_LETTER_LIMIT", 100_000, minimum=16, maximum=100_000_000),
             worker_metrics_port=read.integer("HOOKYARD_WORKER_METRICS_PORT", 9191, maximum=65535),
+            reconcile=_read_reconcile(read, sources),
             log_level=read.choice("HOOKYARD_LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
             log_format=read.choice("HOOKYARD_LOG_FORMAT", "auto", ("auto", "json", "console")),
             data_dir=read.text("HOOKYARD_DATA_DIR", ".hookyard"),
@@ -304,6 +323,50 @@ def _read_broker_url(read: _Reader, redis_url: str) -> str:
     if not broker_url.startswith(_BROKER_SCHEMES):
         raise ConfigError("HOOKYARD_BROKER_URL", "must start with " + ", ".join(_BROKER_SCHEMES))
     return broker_url
+
+
+#: The Events API keeps 30 days of events: a cursor cannot usefully start further back.
+_EVENTS_API_HORIZON_S = 30 * 86400.0
+
+
+def _read_reconcile(read: _Reader, sources: Mapping[str, SourceConfig]) -> ReconcileSettings:
+    # WORKOS_API_KEY and WORKOS_BASE_URL are the names the workos SDK itself documents; they are read here and
+    # handed to the SDK, so nothing else reads the environment.
+    key = read.text("WORKOS_API_KEY", "")
+    base_url = read.text("WORKOS_BASE_URL", "https://api.workos.com")
+    if not base_url.startswith(("https://", "http://")):
+        raise ConfigError("WORKOS_BASE_URL", f"must be an http(s) URL, got {base_url!r}")
+    interval = read.duration("HOOKYARD_RECONCILE_INTERVAL", 0.0)
+    if 0 < interval < 1.0:
+        raise ConfigError("HOOKYARD_RECONCILE_INTERVAL", "must be 0 (off) or at least 1 s")
+    if interval and not key:
+        raise ConfigError("WORKOS_API_KEY", "not set, but HOOKYARD_RECONCILE_INTERVAL turns reconciliation on")
+    since = read.duration("HOOKYARD_RECONCILE_SINCE", 86400.0, minimum=60.0)
+    if since > _EVENTS_API_HORIZON_S:
+        raise ConfigError("HOOKYARD_RECONCILE_SINCE", "must be at most 30d (the Events API keeps 30 days)")
+    source = read.text("HOOKYARD_RECONCILE_SOURCE", DEFAULT_SOURCE)
+    if source not in sources and sources:
+        raise ConfigError("HOOKYARD_RECONCILE_SOURCE", f"{source!r} is not a configured source")
+    return ReconcileSettings(
+        api_key=Secret(key.encode()) if key else None,
+        base_url=base_url,
+        interval_s=interval,
+        settle_s=read.duration("HOOKYARD_RECONCILE_SETTLE", 60.0),
+        since_s=since,
+        source=source,
+        types=read.csv("HOOKYARD_RECONCILE_TYPES"),
+        organization=read.text("HOOKYARD_RECONCILE_ORGANIZATION", "") or None,
+    )
+
+
+def _mirror_url(read: _Reader) -> str | None:
+    raw = (read.raw("HOOKYARD_MIRROR_URL") or "").strip()
+    if not raw:
+        return None
+    # A SQLAlchemy URL names its backend before "://": sqlite:///path, postgresql+psycopg://user@host/db.
+    if not re.match(r"^[a-z][a-z0-9]*(\+[a-z0-9_]+)?://", raw):
+        raise ConfigError("HOOKYARD_MIRROR_URL", "expected a SQLAlchemy URL such as postgresql+psycopg://host/db")
+    return raw
 
 
 def _read_sources(read: _Reader, *, require_secret: bool) -> dict[str, SourceConfig]:

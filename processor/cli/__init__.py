@@ -1,6 +1,6 @@
 """The `hookyard` command: run everything locally (`dev`), send and verify signed events (`send`, `verify`),
-look after a running installation (`doctor`, `stats`, `events`, `dlq`, `handlers`), and start the production
-processes (`receiver`, `worker`).
+look after a running installation (`doctor`, `stats`, `events`, `dlq`, `handlers`, `reconcile`), read the
+WorkOS mirror (`orgs`, `org`, `mirror migrate`), and start the production processes (`receiver`, `worker`).
 
 This is the entry point that reads the process environment (once, in `main`); every verb below it is handed a
 plain mapping and goes through `Settings` for what Hookyard itself configures. Each verb (or verb group) lives
@@ -21,6 +21,9 @@ from processor.cli.dlq import add_parser as add_dlq
 from processor.cli.doctor import add_parser as add_doctor
 from processor.cli.events import add_parser as add_events
 from processor.cli.handlers import add_parser as add_handlers
+from processor.cli.mirror import add_parser as add_mirror
+from processor.cli.orgs import add_org_parser, add_orgs_parser
+from processor.cli.reconcile import add_parser as add_reconcile
 from processor.cli.render import warnings_as_lines
 from processor.cli.send import add_parser as add_send
 from processor.cli.servers import add_receiver_parser, add_worker_parser
@@ -80,6 +83,10 @@ _VERBS: tuple[Callable[[Verbs], None], ...] = (
     add_events,
     add_dlq,
     add_handlers,
+    add_reconcile,
+    add_orgs_parser,
+    add_org_parser,
+    add_mirror,
     add_receiver_parser,
     add_worker_parser,
     add_completion,

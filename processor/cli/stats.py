@@ -17,6 +17,7 @@ from processor.cli.arguments import Verbs, duration, positive_int
 from processor.cli.context import connect, metrics_url, settings_for_redis
 from processor.cli.render import age, iso, print_json, render_table, say, span
 from processor.cli.scrape import Reading, merged_buckets, quantile, scrape
+from processor.reconcile.state import ReconcileState
 from processor.stats import Snapshot, read_snapshot
 from shared.clock import wall_ms
 from shared.settings import Settings
@@ -121,6 +122,7 @@ def _document(
         "abandoned_threads": snapshot.abandoned_threads,
         "broker": _broker(probe_broker(settings.broker_url)),
         "handlers": handlers,
+        "missed_by_webhook": _missed(client, now_ms),
         "metrics": _metrics(url, after, reading, window, elapsed),
     }
 
@@ -132,6 +134,20 @@ def _broker(state: BrokerState) -> dict[str, Any]:
         "reachable": state.reachable,
         "wakeups_queued": state.queued,
         "error": state.error,
+    }
+
+
+def _missed(client: redis.Redis, now_ms: int) -> dict[str, Any]:
+    """Events the Events API had that no webhook delivered (their first arrival was an API copy)."""
+    state = ReconcileState(client)
+    tally = state.tally()
+    cursor = state.cursor()
+    return {
+        "events": tally.missed,
+        "late_webhooks": tally.late_webhooks,
+        "recent": tally.recent,
+        "cursor_after": cursor.after,
+        "cursor_lag_s": round((now_ms - cursor.position_ms) / 1000, 1) if cursor.position_ms else None,
     }
 
 
@@ -255,6 +271,15 @@ def _show(document: dict[str, Any], args: argparse.Namespace, *, clear: bool) ->
         say(
             f"held (window): younger than the hold-back window (HOOKYARD_REORDER_WINDOW={window}); ordered handlers "
             "wait that long for earlier events before they run one"
+        )
+    missed = document["missed_by_webhook"]
+    if missed["events"] or missed["cursor_after"] or missed["cursor_lag_s"] is not None:
+        counts = ", ".join(f"{n} {source}" for source, n in sorted(missed["events"].items())) or "none"
+        lag = missed["cursor_lag_s"]
+        say(
+            f"missed by webhooks (first arrived through the Events API): {counts}"
+            + (f" · latest {', '.join(missed['recent'][:3])}" if missed["recent"] else "")
+            + (f" · reconcile cursor {age(lag)} behind" if lag is not None else "")
         )
     expired = {name: entry["expired"] for name, entry in document["handlers"].items() if entry["expired"]}
     for name, counts in sorted(expired.items()):
