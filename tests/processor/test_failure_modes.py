@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from typing import Any
 
@@ -11,6 +12,7 @@ import redis
 from processor import Registry
 from processor.engine import Engine
 from processor.records import Claim
+from processor.store import Store
 from processor.testing import Harness
 from shared.errors import StoreUnavailable
 from shared.settings import Settings
@@ -159,3 +161,22 @@ def test_an_event_whose_bytes_the_store_lost_waits_instead_of_dying(
     yard.advance(31)
     yard.run()
     assert seen == [("event_1", 1)]
+
+
+def test_a_claim_no_replica_confirmed_is_given_back_uncounted(
+    registry: Registry, yard: Harness, redis_client: redis.Redis
+) -> None:
+    # Given an admitted event, and a store that needs one replica per claim on a server that has none
+    registry.handler("dsync.*", name="keeper")(lambda event: None)
+    yard.deliver(ENVELOPE)
+    result = yard.ingester.ingest_once()
+    assert result is not None and result.wake
+    [(shard, pair_id)] = result.wake
+    strict = Store(yard.client, dataclasses.replace(yard.store.timings, min_replicas=1))
+    # When a runner claims it, Then the claim is refused as an outage
+    with pytest.raises(StoreUnavailable, match="0 of 1 replicas"):
+        strict.pairs.claim(shard, pair_id, "runner-a", yard.clock())
+    # And it was given back at once, uncounted: the next claim is its first attempt, not a suspect
+    again = yard.store.pairs.claim(shard, pair_id, "runner-b", yard.clock())
+    assert isinstance(again, Claim)
+    assert (again.attempt, again.suspect) == (1, False)
