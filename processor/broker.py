@@ -9,6 +9,7 @@ wake-ups never use).
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Final
@@ -72,6 +73,9 @@ def _amqp_url(url: str, defaults: dict[str, str]) -> str:
 def build_broker(url: str) -> dramatiq.Broker:
     """A Dramatiq broker for `url`, with no middleware of its own (the engine adds what it needs)."""
     if is_amqp(url):
+        # pika logs every lost connection as an error with its traceback, from each thread; an outage is said once
+        # by the wake sender (`broker.unavailable`) and by Dramatiq's consumer instead.
+        logging.getLogger("pika").setLevel(logging.CRITICAL)
         # confirm_delivery: a publish returns once RabbitMQ holds the message, so a failed one is seen and counted
         # as lost instead of vanishing. Dramatiq declares its queues durable and its messages persistent.
         return RabbitmqBroker(url=_amqp_url(url, _AMQP_DEFAULTS), confirm_delivery=True, middleware=[])

@@ -183,10 +183,12 @@ def test_a_broker_redis_killed_and_restarted_empty_loses_nothing(
     wait_for(lambda: inbox_drained(redis_client), 30, "ingest with the broker Redis gone")
     shutil.rmtree(broker_redis.data_dir)
     broker_redis.start()
+    restarted_at = time.monotonic()
     assert broker.dbsize() == 0
     broker.close()
     # Then the sweep wakes every pair again, and every event completes once, in key order
     wait_for(lambda: all_done(redis_client, expected), 60, "all events after the broker came back empty")
+    print(f"\nbroker Redis back empty: the backlog was done {time.monotonic() - restarted_at:.1f} s after it started")
     assert_once_in_order(read_ledger(redis_client), expected)
     # And the store never carried a wake-up
     assert list(redis_client.scan_iter(f"{keys.WAKE_NAMESPACE}*")) == []
