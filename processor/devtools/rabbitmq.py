@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -149,3 +150,26 @@ class PrivateRabbitmq:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def main() -> int:
+    """`python -m processor.devtools.rabbitmq [DIR]`: run a private node until Ctrl-C, for trying the RabbitMQ
+    broker with `make run` (`HOOKYARD_BROKER_URL=<the URL printed> make run` in another terminal)."""
+    base = Path(sys.argv[1] if len(sys.argv) > 1 else ".hookyard/rabbitmq")
+    node = PrivateRabbitmq(base)
+    started = time.monotonic()
+    node.start()
+    print(f"RabbitMQ node {node.node} ready in {time.monotonic() - started:.1f} s; files in {base}", flush=True)
+    print(f"HOOKYARD_BROKER_URL={node.url}", flush=True)
+    try:
+        while node.running:
+            time.sleep(1)  # the node runs until Ctrl-C; nothing to poll but its exit
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
