@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from shared.errors import ConfigError
 
@@ -274,10 +275,15 @@ def _read_broker_url(read: _Reader, redis_url: str) -> str:
     # broker of their own. By default they share the store's Redis.
     broker_url = read.text("HOOKYARD_BROKER_URL", "")
     if not broker_url:
-        # The one place that decides whether the store can carry the wake-ups too.
+        # The one place that decides whether the store may carry the wake-ups too (a Redis Cluster store may not:
+        # Dramatiq's Redis broker does not work on a cluster, so it needs a broker named here).
         return redis_url
     if not broker_url.startswith(_BROKER_SCHEMES):
         raise ConfigError("HOOKYARD_BROKER_URL", "must start with " + ", ".join(_BROKER_SCHEMES))
+    try:
+        urlsplit(broker_url).port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        raise ConfigError("HOOKYARD_BROKER_URL", "its port is not a number between 0 and 65535") from None
     return broker_url
 
 

@@ -47,6 +47,8 @@ class PrivateRabbitmq:
         self.base_dir = base_dir.resolve()
         self.port = port or free_port()
         self.dist_port = free_port()
+        while self.dist_port == self.port:  # two free ports, not one port twice
+            self.dist_port = free_port()
         self.node = f"hookyard-{self.port}@localhost"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -91,7 +93,8 @@ class PrivateRabbitmq:
         deadline = time.monotonic() + timeout_s
         while not self.answers():
             if self.process.poll() is not None:
-                raise HookyardError(f"rabbitmq-server exited at start; see {self.base_dir / 'server.log'}")
+                said = (self.base_dir / "server.log").read_text(errors="replace").strip().splitlines()[-12:]
+                raise HookyardError("rabbitmq-server exited at start:\n" + "\n".join(said))
             if time.monotonic() > deadline:
                 self.stop()
                 raise HookyardError(f"RabbitMQ node {self.node} did not accept AMQP connections in time")

@@ -46,7 +46,7 @@ def test_wakeups_land_in_rabbitmq_and_are_counted_there(
     engine.send_wake([(0, "p1"), (1, "p2"), (2, "p3")], "ingest")
     assert engine.wakes.flush(10)
     # Then RabbitMQ holds three messages, read by the workers, the metrics and the CLI alike; the store holds none
-    assert engine.wakes.queued() == 3
+    wait_for(lambda: engine.wakes.queued() == 3, 10, "the sender to read the queue depth")
     assert queued_wakeups(engine.broker) == 3
     assert probe_broker(rabbitmq_url).queued == 3
     assert redis_client.llen(keys.WAKE_QUEUE) == 0
@@ -61,7 +61,8 @@ def test_wakeups_land_in_a_broker_redis_of_their_own(redis_url: str, redis_clien
             # When it sends two wake-ups, then they wait there, not in the store
             engine.send_wake([(0, "p1"), (1, "p2")], "sweep")
             assert engine.wakes.flush(10)
-            assert engine.wakes.queued() == 2 == probe_broker(wakes.url).queued
+            wait_for(lambda: engine.wakes.queued() == 2, 10, "the sender to read the queue depth")
+            assert probe_broker(wakes.url).queued == 2
             assert redis_client.llen(keys.WAKE_QUEUE) == 0
         finally:
             engine.close()
@@ -117,7 +118,7 @@ def test_a_hung_rabbitmq_never_holds_the_sender(
     wait_for(lambda: engine.wakes.flush(1), 60, "the sender to finish with what waited")
     engine.send_wake([(0, "after")], "sweep")
     wait_for(lambda: engine.wakes.flush(1) and not engine.wakes.outage.down, 30, "a send after the hang")
-    assert engine.wakes.queued() >= 2  # `before` and `after` at least
+    wait_for(lambda: engine.wakes.queued() >= 2, 10, "`before` and `after` in the queue")
 
 
 def test_an_unreachable_rabbitmq_is_reported_without_its_password() -> None:

@@ -59,6 +59,7 @@ def test_durations(raw: str, seconds: float) -> None:
         ({"HOOKYARD_BROKER_URL": "kafka://broker:9092"}, "HOOKYARD_BROKER_URL"),
         ({"HOOKYARD_BROKER_URL": "rabbitmq.internal:5672"}, "HOOKYARD_BROKER_URL"),
         ({"HOOKYARD_BROKER_URL": "http://guest:guest@rabbit:15672"}, "HOOKYARD_BROKER_URL"),
+        ({"HOOKYARD_BROKER_URL": "amqp://hy:pw@rabbit:56720000/%2F"}, "HOOKYARD_BROKER_URL"),
     ],
 )
 def test_invalid_settings_name_the_setting(env: dict[str, str], setting: str) -> None:
