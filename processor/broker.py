@@ -31,6 +31,7 @@ __all__ = [
     "BROKER_ERRORS",
     "BrokerState",
     "build_broker",
+    "close_broker",
     "is_amqp",
     "probe_broker",
     "queued_wakeups",
@@ -83,6 +84,13 @@ def build_broker(url: str) -> dramatiq.Broker:
     return RedisBroker(  # type: ignore[no-untyped-call]
         client=redis_client(url, WORKER_LOOPS), namespace=keys.WAKE_NAMESPACE, middleware=[]
     )
+
+
+def close_broker(broker: dramatiq.Broker) -> None:
+    """Close the broker's connections (Dramatiq's Redis broker leaves its client's to the garbage collector)."""
+    broker.close()
+    if isinstance(broker, RedisBroker):
+        broker.client.close()
 
 
 def queued_wakeups(broker: dramatiq.Broker) -> int:

@@ -11,7 +11,7 @@ import pytest
 import redis
 from structlog.testing import capture_logs
 
-from processor.broker import build_broker, probe_broker, queued_wakeups
+from processor.broker import build_broker, close_broker, probe_broker, queued_wakeups
 from processor.devtools.embedded_redis import EmbeddedRedis, free_port
 from processor.devtools.rabbitmq import PrivateRabbitmq
 from processor.engine import Engine
@@ -139,4 +139,4 @@ def test_the_redis_broker_keeps_the_store_namespace(redis_url: str, redis_client
         redis_client.rpush(keys.WAKE_QUEUE, "m1", "m2")
         assert queued_wakeups(broker) == 2
     finally:
-        broker.close()
+        close_broker(broker)
