@@ -57,8 +57,8 @@ _AMQP_DEFAULTS: Final = {
     "connection_attempts": "1",
     "blocked_connection_timeout": "5",
 }
-#: The same, for a one-off question from an operator (doctor, stats, metrics scrape).
-_AMQP_PROBE: Final = {**_AMQP_DEFAULTS, "heartbeat": "0", "stack_timeout": "3"}
+#: The same without heartbeats, for a one-off question from an operator (doctor, stats, metrics scrape).
+_AMQP_PROBE: Final = {**_AMQP_DEFAULTS, "heartbeat": "0"}
 
 
 def is_amqp(url: str) -> bool:
