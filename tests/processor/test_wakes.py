@@ -79,7 +79,7 @@ def test_a_broker_that_is_down_loses_wakeups_says_so_once_and_recovers(
         # When it sends wake-ups, then each call returns, and the wake-ups are dropped (lost, for the sweep)
         for i in range(5):
             engine.send_wake([(0, f"p{i}")], "ingest")
-            assert engine.wakes.flush(10)
+        assert engine.wakes.flush(10)
         assert engine.wakes.dropped == 5
         assert engine.wakes.outage.down
         # And the broker's depth reads 0 instead of failing the sweep that asks
