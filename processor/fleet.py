@@ -19,7 +19,7 @@ from processor.stats import BacklogCollector
 from processor.supervisor import ChildSpec, Supervisor
 from shared.clock import wall_ms
 from shared.logging import get_logger
-from shared.redis_clients import OPERATOR, redis_client, unreachable
+from shared.redis_clients import OPERATOR, redact_url, redis_client, unreachable
 
 __all__ = ["EXIT_STORE_UNREACHABLE", "main"]
 
@@ -58,6 +58,7 @@ def main() -> int:
         threads=settings.worker_threads,
         handlers=sorted(h.name for h in default_registry),
         metrics_port=settings.worker_metrics_port or None,
+        broker=redact_url(settings.broker_url),
     )
     try:
         return Supervisor(children, grace_s=settings.lease_s + 5).run()

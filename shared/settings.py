@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from shared.errors import ConfigError
 from shared.keys import INBOX_SHARDS_MAX
@@ -322,6 +323,10 @@ def _read_broker_url(read: _Reader, redis_url: str) -> str:
         return redis_url
     if not broker_url.startswith(_BROKER_SCHEMES):
         raise ConfigError("HOOKYARD_BROKER_URL", "must start with " + ", ".join(_BROKER_SCHEMES))
+    try:
+        urlsplit(broker_url).port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        raise ConfigError("HOOKYARD_BROKER_URL", "its port is not a number between 0 and 65535") from None
     return broker_url
 
 

@@ -66,6 +66,10 @@ def test_durations(raw: str, seconds: float) -> None:
         ({"HOOKYARD_RECONCILE_SINCE": "45d"}, "HOOKYARD_RECONCILE_SINCE"),
         ({"HOOKYARD_RECONCILE_SOURCE": "staging"}, "HOOKYARD_RECONCILE_SOURCE"),
         ({"WORKOS_BASE_URL": "api.workos.com"}, "WORKOS_BASE_URL"),
+        ({"HOOKYARD_BROKER_URL": "kafka://broker:9092"}, "HOOKYARD_BROKER_URL"),
+        ({"HOOKYARD_BROKER_URL": "rabbitmq.internal:5672"}, "HOOKYARD_BROKER_URL"),
+        ({"HOOKYARD_BROKER_URL": "http://guest:guest@rabbit:15672"}, "HOOKYARD_BROKER_URL"),
+        ({"HOOKYARD_BROKER_URL": "amqp://hy:pw@rabbit:56720000/%2F"}, "HOOKYARD_BROKER_URL"),
     ],
 )
 def test_invalid_settings_name_the_setting(env: dict[str, str], setting: str) -> None:
@@ -73,6 +77,29 @@ def test_invalid_settings_name_the_setting(env: dict[str, str], setting: str) ->
         Settings.from_env({**BASE, **env})
     assert caught.value.setting == setting
     assert str(caught.value).startswith(setting)
+
+
+def test_the_wake_up_broker_is_the_store_unless_set() -> None:
+    # Given no HOOKYARD_BROKER_URL, the wake-ups share the store's Redis; built directly, the same
+    assert Settings.from_env(BASE).broker_url == BASE["REDIS_URL"]
+    assert Settings(redis_url="redis://store:6379/0", sources={}).broker_url == "redis://store:6379/0"
+    # And every scheme of a Redis or a RabbitMQ is taken as given
+    for url in (
+        "redis://wakes:6379/1",
+        "rediss://:pw@wakes:6380/0",
+        "unix:///run/redis.sock",
+        "amqp://hy:pw@rabbit:5672/%2F",
+        "amqps://hy:pw@rabbit:5671/hookyard",
+    ):
+        assert Settings.from_env({**BASE, "HOOKYARD_BROKER_URL": url}).broker_url == url
+
+
+def test_a_broker_error_does_not_show_the_url() -> None:
+    # The message names the setting and the schemes, never the value (it may hold a password)
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**BASE, "HOOKYARD_BROKER_URL": "http://hy:hunter2hunter2@rabbit:15672"})
+    assert "hunter2" not in str(caught.value)
+    assert "amqp://" in str(caught.value)
 
 
 def test_missing_secret_is_allowed_only_when_not_required() -> None:
