@@ -9,6 +9,7 @@ start-up is left out. Ack latency: a fixed offered rate (open loop), latency fro
 from __future__ import annotations
 
 import functools
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -19,10 +20,10 @@ import orjson
 from bench.capacity import CapacityPlan, PhaseFailed, worker_service
 from bench.capacity_stores import BenchStore
 from bench.deliveries import EVENT_TYPE, SOURCE, http_request, inbox_messages, now_ms, signed_delivery
-from bench.open_loop import open_loop
+from bench.open_loop import LoadResult, open_loop
 from bench.processes import Service, tree_cpu_seconds
 from bench.processor_bench import hookyard_env
-from bench.stats import Measurements
+from bench.stats import Measurements, percentile
 from processor.devtools.samples import sample_event
 from shared.keys import inbox_shard
 
@@ -120,32 +121,38 @@ class IngestBench:
 def ack_latency_round(
     receivers: dict[int, int], plan: CapacityPlan, round_index: int, measurements: Measurements, store: BenchStore
 ) -> None:
-    """One round of the MIN_REPLICAS comparison: `receivers` maps the setting to the receiver's port; the order
-    alternates from round to round so neither always runs first."""
-    settings = sorted(receivers)
-    if round_index % 2:
-        settings.reverse()
+    """One round of the MIN_REPLICAS comparison: `receivers` maps the setting to the receiver's port. Each gets a
+    short warm-up, then the offered load runs in four slices, A B B A (B A A B the next round), so a neighbour's
+    burst on this shared machine lands on both settings rather than on whichever ran at the time."""
+    first, second = sorted(receivers) if round_index % 2 == 0 else sorted(receivers, reverse=True)
     rng = random.Random(round_index)
-    for setting in settings:
-        port = receivers[setting]
-        request = http_request(signed_delivery(sample_event(EVENT_TYPE, rng=rng)), port)
-        result = open_loop(
-            port,
-            functools.partial(_same, request),
-            rate=plan.ack_rate,
-            duration_s=plan.ack_s,
-            connections=plan.connections,
-        )
+    requests = {
+        s: http_request(signed_delivery(sample_event(EVENT_TYPE, rng=rng)), port) for s, port in receivers.items()
+    }
+    for setting in (first, second):
+        _offer(receivers[setting], requests[setting], plan, min(1.0, plan.ack_s / 2))  # warm-up, not counted
+    latencies: dict[int, list[float]] = {first: [], second: []}
+    failed: dict[int, int] = {first: 0, second: 0}
+    for setting in (first, second, second, first):
+        result = _offer(receivers[setting], requests[setting], plan, plan.ack_s / 2)
+        latencies[setting] += [*result.latencies_s, *[math.inf] * result.incomplete]
+        failed[setting] += result.non_2xx + result.errors + result.incomplete
+        store.flush()  # the duplicates appended, so the inbox stays small from slice to slice
+    for setting, samples in latencies.items():
+        samples.sort()
         measurements.add(
             f"min-replicas-{setting}",
             round_index,
-            p50_ms=result.latency_ms(0.50),
-            p90_ms=result.latency_ms(0.90),
-            p99_ms=result.latency_ms(0.99),
-            non_2xx=result.non_2xx + result.errors + result.incomplete,
-            rps=result.requests_per_s,
+            p50_ms=percentile(samples, 0.50) * 1000,
+            p90_ms=percentile(samples, 0.90) * 1000,
+            p99_ms=percentile(samples, 0.99) * 1000,
+            non_2xx=failed[setting],
         )
-        store.flush()  # the duplicates appended, so the inbox stays small from run to run
+
+
+def _offer(port: int, request: bytes, plan: CapacityPlan, duration_s: float) -> LoadResult:
+    return open_loop(port, functools.partial(_same, request), rate=plan.ack_rate, duration_s=duration_s,
+                     connections=plan.connections)  # fmt: skip
 
 
 def _same(request: bytes, index: int) -> bytes:

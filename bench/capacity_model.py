@@ -17,7 +17,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["CORE_US_PER_S", "ComponentNeed", "Sizing", "UnitCosts", "busiest_share", "size_for"]
+__all__ = [
+    "CORE_US_PER_S",
+    "ComponentNeed",
+    "Sizing",
+    "UnitCosts",
+    "busiest_share",
+    "primaries_ceiling",
+    "size_for",
+]
 
 CORE_US_PER_S = 1e6  # one core, fully busy, for a second
 
@@ -46,6 +54,7 @@ class ComponentNeed:
     units: int | None  # None: not reachable within the hard limit
     unit: str
     utilisation: float  # of each unit, at that many units (the busiest one for Redis)
+    ceiling: float = math.inf  # events/s past which no number of units helps (a hard limit of the design)
 
     @property
     def load(self) -> float:
@@ -81,6 +90,11 @@ def _cores(name: str, rate: float, cost_us: float, util: float) -> ComponentNeed
     return ComponentNeed(name, units, "cores", load / units)
 
 
+def primaries_ceiling(costs: UnitCosts, util: float, state_shards: int) -> float:
+    """The most events/s a cluster serves: one primary per state tag, the inbox spread as widely."""
+    return util * CORE_US_PER_S * state_shards / costs.redis_cpu_us
+
+
 def _primaries(rate: float, costs: UnitCosts, util: float, state_shards: int, max_primaries: int) -> ComponentNeed:
     # A primary beyond the number of state tags gets no per-pair work: at most `state_shards` share it.
     for primaries in range(1, min(max_primaries, state_shards) + 1):
@@ -90,9 +104,11 @@ def _primaries(rate: float, costs: UnitCosts, util: float, state_shards: int, ma
             * (costs.redis_inbox_cpu_us / primaries + costs.redis_state_cpu_us * busiest_share(primaries, state_shards))
         )
         if load <= util:
-            return ComponentNeed("Redis primaries", primaries, "primaries", load)
+            return ComponentNeed(
+                "Redis primaries", primaries, "primaries", load, primaries_ceiling(costs, util, state_shards)
+            )
     load = rate / CORE_US_PER_S * costs.redis_state_cpu_us / state_shards
-    return ComponentNeed("Redis primaries", None, "primaries", load)
+    return ComponentNeed("Redis primaries", None, "primaries", load, primaries_ceiling(costs, util, state_shards))
 
 
 def size_for(
@@ -109,9 +125,9 @@ def size_for(
 ) -> Sizing:
     """What `rate` events/s (each run by `handlers` handlers) needs, every unit at most `util` busy.
 
-    `first` names what saturates first: a component that no number of units serves (a hard limit of the design)
-    if there is one, else the one with the most work in units (cores or primaries: inbox shards are not
-    machines), i.e. the one that runs out first on a fixed budget of units."""
+    `first` names what saturates first: past a hard limit of the design, the component whose limit is the lowest
+    rate; else the one with the most work in units (cores or primaries: inbox shards are not machines), i.e. the
+    one that runs out first on a fixed budget of units."""
     receiver = _cores("receiver", rate, costs.receiver_cpu_us, util)
     worker = _cores("workers", rate, costs.worker_cpu_us * handlers, util)
     ingest = _cores("ingest processes", rate, costs.ingest_cpu_us, util)
@@ -119,13 +135,17 @@ def size_for(
     wanted_shards = max(ingest.units or 1, math.ceil(rate / (costs.shard_events_per_s * util)))
     shard_load = rate / (costs.shard_events_per_s * wanted_shards)
     shards = ComponentNeed(
-        "inbox shards", wanted_shards if wanted_shards <= max_inbox_shards else None, "shards", shard_load
+        "inbox shards",
+        wanted_shards if wanted_shards <= max_inbox_shards else None,
+        "shards",
+        shard_load,
+        max_inbox_shards * costs.shard_events_per_s * util,
     )
     primaries = _primaries(rate, costs, util, state_shards, max_primaries)
     needs = (receiver, ingest, shards, worker, primaries)
-    unreachable = [need.name for need in needs if need.units is None]
-    biggest = max((receiver, ingest, worker, primaries), key=lambda need: need.load).name
-    first = unreachable[0] if unreachable else biggest
+    unreachable = [need for need in needs if need.units is None]
+    biggest = max((receiver, ingest, worker, primaries), key=lambda need: need.load)
+    first = min(unreachable, key=lambda need: need.ceiling) if unreachable else biggest
     return Sizing(
         rate=rate,
         receiver=receiver,
@@ -135,5 +155,5 @@ def size_for(
         primaries=primaries,
         window_bytes=rate * window_s * costs.pending_bytes,
         retention_bytes=rate * retention_s * costs.handled_bytes,
-        first=first,
+        first=first.name,
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 from redis.crc import key_slot
 
 from bench.capacity_load import INGEST_VARIANTS
-from bench.capacity_model import ComponentNeed, Sizing, UnitCosts, busiest_share, size_for
+from bench.capacity_model import ComponentNeed, Sizing, UnitCosts, busiest_share, primaries_ceiling, size_for
 from bench.capacity_part import CLUSTER_INBOX_SHARDS, CapacityRecord, unit_costs
 from bench.capacity_stores import CLUSTER, SINGLE
 from bench.machine import Machine
@@ -213,11 +213,10 @@ def _model(record: CapacityRecord) -> list[str]:
         ("one inbox shard (its lease holder)", TARGET_UTILISATION * costs.shard_events_per_s),
         ("one worker core", TARGET_UTILISATION * 1e6 / costs.worker_cpu_us),
         ("one Redis server (all of the Redis work)", TARGET_UTILISATION * 1e6 / costs.redis_cpu_us),
+        ("64 inbox shards (the most allowed)", TARGET_UTILISATION * 64 * costs.shard_events_per_s),
         (
             f"the cluster at its ceiling ({STATE_SHARDS} primaries, one state tag each)",
-            TARGET_UTILISATION
-            * 1e6
-            / (costs.redis_state_cpu_us / STATE_SHARDS + costs.redis_inbox_cpu_us / STATE_SHARDS),
+            primaries_ceiling(costs, TARGET_UTILISATION, STATE_SHARDS),
         ),
     ]
     even = [busiest_share(p, STATE_SHARDS) for p in (3, 4, 8, 16)]
@@ -283,8 +282,10 @@ def render_capacity(record: CapacityRecord, machine: Machine, started_at: dateti
         f" them ({plan.connections} connections, closed loop), one dedicated ingester admits them, one worker process"
         " (8 threads) runs the one no-op handler on each, default 5 s reorder window. The process under test runs on"
         " core 0; Redis, the load generator and the bench on core 1. Process CPU from /proc from the first event to the"
-        " last (start-up left out); Redis from `INFO commandstats` and `INFO cpu` differences on every node over the"
-        " same stretch (the bench's own INFO and LLEN polls taken off). Redis figures are summed over the store's"
+        " last (start-up left out); Redis from `INFO commandstats` and `INFO cpu` differences on every node from the"
+        " process's start to the last event (its connecting and, in the worker phase, its polling while the window"
+        " held the events back are in; the bench's own INFO and LLEN polls are taken off). Redis figures are summed"
+        " over the store's"
         f" primaries. The cluster: {record.primaries} primaries with a replica each (`cluster-node-timeout` 1 s),"
         f" `HOOKYARD_INBOX_SHARDS={CLUSTER_INBOX_SHARDS}`, wake-ups through a separate Redis broker; the one server:"
         " one inbox, wake-ups in the store (as deployed by default). The bench handler's counter is in a Redis of its"
@@ -307,8 +308,9 @@ def render_capacity(record: CapacityRecord, machine: Machine, started_at: dateti
         "## Ack latency on the cluster: `HOOKYARD_MIN_REPLICAS` 0 vs 1",
         "",
         f"Two receivers on the same cluster, one waiting for a replica after each append (`WAIT 1`), offered"
-        f" {plan.ack_rate:g} req/s for {plan.ack_s:g} s each (open loop, latency from each request's due time),"
-        " alternating which goes first.",
+        f" {plan.ack_rate:g} req/s for {plan.ack_s:g} s each per round (open loop, latency from each request's due"
+        " time), after a short warm-up each, in four slices A B B A (B A A B the next round); percentiles over each"
+        " round's samples. Both receivers are pinned to core 0, the cluster and the load generator to core 1.",
         "",
         *_ack(record),
         "",

@@ -90,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     run.load_end = load_average()
     if parts - {"capacity"}:  # the capacity part alone leaves docs/benchmarks.md as it is
         write_report(run, args.output, echo=print)
+        _log(f"wrote {args.output}")
     _write_json(run, args.json or ROOT / "bench" / "results" / f"{run.started_at:%Y%m%dT%H%M%S}-{plan.name}.json")
-    _log(f"wrote {args.output} in {run.duration_s / 60:.1f} minutes")
+    _log(f"done in {run.duration_s / 60:.1f} minutes")
     if not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     return 1 if run.failures else 0
@@ -173,6 +174,10 @@ def _run_capacity(args: argparse.Namespace, plan: Plan, workdir: Path, run: RunR
     command = "make bench" if plan is FULL and not args.only else "python -m bench " + " ".join(_shown_args(args))
     write_capacity(record, run.machine, run.started_at, command, output)
     _log(f"wrote {output}")
+    results = ROOT / "bench" / "results" / f"{run.started_at:%Y%m%dT%H%M%S}-{plan.name}-capacity.json"
+    results.parent.mkdir(parents=True, exist_ok=True)
+    values = {"units": record.units.as_dict(), "ingest": record.ingest.as_dict(), "ack": record.ack.as_dict()}
+    results.write_text(json.dumps({"plan": dataclasses.asdict(record.plan), **values}, indent=2, default=str))
     run.failures += [f"capacity: {failure}" for failure in record.failures]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.capacity_model import UnitCosts, busiest_share, size_for
+from bench.capacity_model import UnitCosts, busiest_share, primaries_ceiling, size_for
 from bench.capacity_report import sizing_table
 
 COSTS = UnitCosts(
@@ -95,3 +95,20 @@ def test_the_table_has_a_column_per_rate_and_a_row_per_component() -> None:
     assert rows["receiver cores"] == "| receiver cores | 1 (10%) | 15 (67%) |"
     assert "**not reachable**" in rows["Redis primaries (busiest one's CPU)"]
     assert rows["saturates first"].endswith("| Redis primaries |")
+
+
+def test_past_two_hard_limits_the_lower_one_saturates_first() -> None:
+    # Given costs where a cluster tops out at 0.7 x 1e6 x 16 / 600 = 18,667 events/s and 64 shards at 224,000
+    assert primaries_ceiling(COSTS, 0.7, 16) == pytest.approx(18_666.7, rel=1e-4)
+
+    # When 300,000 events/s are asked for, past both
+    sizing = size_for(300_000, COSTS, util=0.7)
+
+    # Then both are unreachable, and Redis, whose limit is the lower rate, is what saturates first
+    assert sizing.primaries.units is None and sizing.inbox_shards.units is None
+    assert sizing.inbox_shards.ceiling == pytest.approx(64 * 5000 * 0.7)
+    assert sizing.first == "Redis primaries"
+
+    # And with slow shards (100 events/s each: 4,480 at most) and a cheap Redis, the shards are
+    slow_shards = UnitCosts(100.0, 50.0, 400.0, 0.4, 5.6, 100.0, 4000.0, 3000.0)
+    assert size_for(10_000, slow_shards, util=0.7).first == "inbox shards"
