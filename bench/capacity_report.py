@@ -212,7 +212,7 @@ def _model(record: CapacityRecord) -> list[str]:
         ("one ingest process", TARGET_UTILISATION * 1e6 / costs.ingest_cpu_us),
         ("one inbox shard (its lease holder)", TARGET_UTILISATION * costs.shard_events_per_s),
         ("one worker core", TARGET_UTILISATION * 1e6 / costs.worker_cpu_us),
-        ("one Redis server (all of the Redis work)", TARGET_UTILISATION * 1e6 / costs.redis_cpu_us),
+        ("one Redis primary taking all of the Redis work", TARGET_UTILISATION * 1e6 / costs.redis_cpu_us),
         ("64 inbox shards (the most allowed)", TARGET_UTILISATION * 64 * costs.shard_events_per_s),
         (
             f"the cluster at its ceiling ({STATE_SHARDS} primaries, one state tag each)",
