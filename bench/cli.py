@@ -15,6 +15,8 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.capacity_part import run_capacity
+from bench.capacity_report import write_capacity
 from bench.end_to_end import EndToEnd
 from bench.machine import describe_machine, load_average
 from bench.plan import FULL, QUICK, Plan
@@ -29,7 +31,7 @@ from shared.logging import configure_logging
 
 __all__ = ["main"]
 
-PARTS = ("receiver", "processor", "end-to-end", "recovery", "redis-memory")
+PARTS = ("receiver", "processor", "end-to-end", "recovery", "redis-memory", "capacity")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -37,6 +39,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one round (< 1 minute): a smoke run")
     parser.add_argument("--rounds", type=int, help="rounds of interleaved contenders (default: 3, quick: 1)")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md", help="report to write")
+    parser.add_argument("--capacity-output", type=Path,
+                        help="the capacity part's report (default: capacity.md beside --output)")  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write every per-round value here (default: bench/results/)")
     parser.add_argument("--only", choices=PARTS, action="append", help="run only this part (repeatable)")
     parser.add_argument("--keep", action="store_true", help="keep the run directory (server and worker logs)")
@@ -68,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             "end-to-end": lambda: _run_end_to_end(plan, workdir, redis_server, run),
             "recovery": lambda: _run_recovery(plan, workdir, redis_server, run),
             "redis-memory": lambda: _run_redis_memory(plan, redis_server, run),
+            "capacity": lambda: _run_capacity(args, plan, workdir, run),
         }
         for part in PARTS:
             if part not in parts:
@@ -83,9 +88,11 @@ def main(argv: list[str] | None = None) -> int:
         pin(0, all_cores)
     run.duration_s = time.monotonic() - started
     run.load_end = load_average()
-    write_report(run, args.output, echo=print)
+    if parts - {"capacity"}:  # the capacity part alone leaves docs/benchmarks.md as it is
+        write_report(run, args.output, echo=print)
+        _log(f"wrote {args.output}")
     _write_json(run, args.json or ROOT / "bench" / "results" / f"{run.started_at:%Y%m%dT%H%M%S}-{plan.name}.json")
-    _log(f"wrote {args.output} in {run.duration_s / 60:.1f} minutes")
+    _log(f"done in {run.duration_s / 60:.1f} minutes")
     if not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     return 1 if run.failures else 0
@@ -157,6 +164,27 @@ def _run_redis_memory(plan: Plan, redis_server: EmbeddedRedis, run: RunRecord) -
     # The ingester and runner run in this process: their per-event debug lines would drown the bench's own.
     configure_logging("warning")
     run.redis_memory = RedisMemoryBench(plan, redis_server.url, progress=_log).run()
+
+
+def _run_capacity(args: argparse.Namespace, plan: Plan, workdir: Path, run: RunRecord) -> None:
+    _log("capacity: unit costs on one server and on a cluster, ingest shards x processes, ack latency")
+    configure_logging("warning")
+    record = run_capacity(args.quick, args.rounds, workdir, _log)
+    output = args.capacity_output or args.output.with_name("capacity.md")
+    command = "make bench" if plan is FULL and not args.only else "python -m bench " + " ".join(_shown_args(args))
+    write_capacity(record, run.machine, run.started_at, command, output)
+    _log(f"wrote {output}")
+    results = ROOT / "bench" / "results" / f"{run.started_at:%Y%m%dT%H%M%S}-{plan.name}-capacity.json"
+    results.parent.mkdir(parents=True, exist_ok=True)
+    values = {"units": record.units.as_dict(), "ingest": record.ingest.as_dict(), "ack": record.ack.as_dict()}
+    results.write_text(json.dumps({"plan": dataclasses.asdict(record.plan), **values}, indent=2, default=str))
+    run.failures += [f"capacity: {failure}" for failure in record.failures]
+
+
+def _shown_args(args: argparse.Namespace) -> list[str]:
+    shown = ["--quick"] if args.quick else []
+    shown += [f"--rounds {args.rounds}"] if args.rounds else []
+    return shown + [f"--only {part}" for part in args.only or ()]
 
 
 def _write_json(run: RunRecord, path: Path) -> None:

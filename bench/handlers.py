@@ -9,7 +9,8 @@ Shaped by the environment of the worker processes:
   so a SIGKILL lands mid-handler and the bench can time how long the killed worker's events take to finish.
 
 The counter lives in the Redis under test (`REDIS_URL`), reached over a client of its own: the raw Dramatiq
-reference's actor does the same INCR, so both pay for it.
+reference's actor does the same INCR, so both pay for it. `BENCH_COUNTER_URL` puts it in another Redis instead
+(the capacity part: a cluster's store, whose per-event Redis cost is what is measured, has no room for it).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ _client: redis.Redis | None = None
 def counter_client() -> redis.Redis:
     global _client
     if _client is None:
-        _client = redis.Redis.from_url(os.environ["REDIS_URL"])
+        _client = redis.Redis.from_url(os.environ.get("BENCH_COUNTER_URL") or os.environ["REDIS_URL"])
     return _client
 
 

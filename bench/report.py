@@ -446,6 +446,10 @@ def render(run: RunRecord, analysis: str) -> str:
         f"rounds with the min{DASH}max range, and every ratio is taken between runs of the same round — never "
         "between absolute numbers from different runs.",
         "",
+        "Capacity (unit costs on one server and on a Redis Cluster, ingest by shards and processes, ack latency by "
+        "`HOOKYARD_MIN_REPLICAS`, and the sizing model) is the bench's part `capacity`, reported in "
+        "[capacity.md](capacity.md).",
+        "",
     ]
     lines += _machine(run)
     lines += _targets(run)

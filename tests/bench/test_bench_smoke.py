@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.capacity_load import INGEST_VARIANTS
 from bench.processor_bench import ROUND_VARIANTS, WINDOW_VARIANT
 from bench.redis_memory import CASES
 from bench.report import ANALYSIS_END, ANALYSIS_START
@@ -62,3 +63,18 @@ def test_quick_run_writes_every_table(tmp_path: Path) -> None:
     assert len(cases) == len(CASES)
     for case in cases:
         assert case["pending_per_event"] > case["handled_per_event"] > case["case"]["body_bytes"]
+    # And the capacity part wrote its own report beside it: unit costs on both stores, every ingest variant and both
+    # MIN_REPLICAS settings with a number, and the model's table
+    capacity = (tmp_path / "capacity.md").read_text()
+    for heading in ("## Unit costs per event", "## Ingest throughput", "## Ack latency on the cluster",
+                    "## Model: cores and primaries"):  # fmt: skip
+        assert heading in capacity
+    for variant in INGEST_VARIANTS:
+        [row] = [line for line in capacity.splitlines()
+                 if line.startswith(f"| {variant.store} | {variant.shards} | {variant.processes} |")]  # fmt: skip
+        assert float(row.split(" | ")[3].split()[0].replace(",", "")) > 0, row
+    for setting in (0, 1):
+        [row] = [line for line in capacity.splitlines() if line.startswith(f"| `HOOKYARD_MIN_REPLICAS={setting}` |")]
+        assert float(row.split(" | ")[1].split()[0]) > 0, row
+    assert "| receiver (ack + append): Redis commands |" in capacity
+    assert "| saturates first |" in capacity and "No model" not in capacity
