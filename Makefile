@@ -5,6 +5,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# Two test processes: most slow tests wait on real servers and worker processes, not on a core. A module's tests
+# stay in one process (its module-scoped servers start once).
+PYTEST_WORKERS ?= 2
 
 .PHONY: help install run test test-only lint fmt typecheck bench bench-quick chaos chaos-smoke chaos-cluster clean
 .PHONY: tools
@@ -33,7 +36,7 @@ run: $(STAMP)
 test: lint typecheck test-only
 
 test-only: $(STAMP) tools
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
