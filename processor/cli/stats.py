@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import redis
 
+from processor.broker import BrokerState, probe_broker
 from processor.cli.arguments import Verbs, duration, positive_int
 from processor.cli.context import connect, metrics_url, settings_for_redis
 from processor.cli.render import age, iso, print_json, render_table, say, span
@@ -32,7 +33,8 @@ def add_parser(verbs: Verbs) -> None:
         help="backlog per handler, run rate, lag and dedupe",
         description=(
             "Per handler: events pending, age of the oldest, dead letters and skipped late events (from Redis), "
-            "plus inbox size, poison messages and workers alive. When the workers' metrics endpoint answers "
+            "plus inbox size, poison messages, workers alive and wake-ups queued in the broker. When the workers' "
+            "metrics endpoint answers "
             "(http://HOOKYARD_HOST:HOOKYARD_WORKER_METRICS_PORT/metrics), also runs per second (between two "
             "scrapes --sample apart), delivery lag p50/p99 (since the workers started), the dedupe ratio and "
             "late events; when it does not, says so and shows what Redis knows."
@@ -117,8 +119,19 @@ def _document(
         "poison": snapshot.poison,
         "workers_alive": snapshot.workers_alive,
         "abandoned_threads": snapshot.abandoned_threads,
+        "broker": _broker(probe_broker(settings.broker_url)),
         "handlers": handlers,
         "metrics": _metrics(url, after, reading, window, elapsed),
+    }
+
+
+def _broker(state: BrokerState) -> dict[str, Any]:
+    return {
+        "url": state.url,
+        "kind": state.kind,
+        "reachable": state.reachable,
+        "wakeups_queued": state.queued,
+        "error": state.error,
     }
 
 
@@ -229,6 +242,14 @@ def _show(document: dict[str, Any], args: argparse.Namespace, *, clear: bool) ->
         + (f" · {stuck} threads stuck in timed-out calls" if stuck else "")
         + f" · at {document['at']}"
     )
+    broker = document["broker"]
+    if broker["reachable"]:
+        say(f"wake-ups queued {broker['wakeups_queued']} ({broker['kind']} at {broker['url']})")
+    else:
+        say(
+            f"wake-up broker unreachable ({broker['kind']} at {broker['url']}: {broker['error']}): "
+            "handlers run again once it answers, nothing is lost"
+        )
     if any(entry["held_by_window"] for entry in handlers.values()):
         window = span(document["reorder_window_s"])
         say(
