@@ -18,12 +18,14 @@ from processor.cli.arguments import Verbs
 from processor.cli.context import connect, load_registry, redis_trouble, settings_for_redis, without_password
 from processor.cli.devstate import SECRET_FILE, saved_secret
 from processor.cli.handler_sets import LiveHandlers, read_live_handlers
+from processor.cli.mirror import configured_mirror_url, mirror_revision
 from processor.cli.render import Marks, age, iso, print_json, say
+from processor.mirror.migrate import head_revision
 from processor.reconcile.state import ReconcileState
 from processor.stats import ALIVE_MS, read_snapshot
 from shared.clock import wall_ms
 from shared.durability import CONFIG_NAMES, Durability, assess_durability
-from shared.errors import RegistrationError
+from shared.errors import HookyardError, RegistrationError
 from shared.settings import Settings
 
 __all__ = ["add_parser"]
@@ -39,7 +41,8 @@ def add_parser(verbs: Verbs) -> None:
             "noeviction, its clock agrees with this machine's (a warning above 1 s), the live workers loaded "
             "one and the same handler set (a warning when they differ: a rolling deploy; with no live worker, "
             "every handler module imports here), workers are alive, the Events API reconcile cursor keeps up, "
-            "and the wake-up broker answers. One line per check (✓ ok, ! warning, "
+            "the wake-up broker answers, and the WorkOS mirror's database (when one is configured) answers and is "
+            "migrated. One line per check (✓ ok, ! warning, "
             "✗ failure, - skipped) with a hint. Exits 0 when nothing failed, 1 otherwise; warnings do not fail."
         ),
     )
@@ -76,6 +79,9 @@ def _run(args: argparse.Namespace, environ: dict[str, str]) -> int:
         found.append(Check("broker", "skip", unreachable))  # the same Redis: asking again would only wait again
     else:
         found.append(check_broker(settings))
+    mirror_url = configured_mirror_url(settings)
+    if mirror_url is not None:
+        found.append(check_mirror(mirror_url))
     ok = not any(check.status == "fail" for check in found)
     if args.json:
         print_json(
@@ -231,6 +237,24 @@ def check_handlers(settings: Settings, live: LiveHandlers | None) -> Check:
     if not names:
         return _no_handlers("no handlers registered")
     return Check("handlers", "ok", f"{len(names)} import: {', '.join(names)}")
+
+
+def check_mirror(url: str) -> Check:
+    """The WorkOS mirror's database answers and is migrated to the revision this code writes."""
+    shown = without_password(url)
+    try:
+        current = mirror_revision(url)
+    except HookyardError as exc:
+        return Check("mirror", "fail", str(exc), "is the database up, and HOOKYARD_MIRROR_URL right?")
+    head = head_revision()
+    if current == head:
+        return Check("mirror", "ok", f"{shown} at revision {head}")
+    return Check(
+        "mirror",
+        "fail",
+        f"{shown} is at revision {current or 'none'}, this Hookyard writes {head}: the mirror's writes fail",
+        "run `hookyard mirror migrate`",
+    )
 
 
 def _workers(count: int) -> str:

@@ -290,3 +290,30 @@ def test_an_unreachable_rabbitmq_fails_the_broker_check_without_its_password(
     assert [name for name, line in found.items() if not line.startswith("✓")] == ["broker"]
     assert "no handler runs until it does" in found["broker"]
     assert "hunter2" not in out
+
+
+def test_the_mirror_must_be_migrated(
+    healthy: redis.Redis, mirror_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a WorkOS mirror whose database was never migrated
+    monkeypatch.setenv("HOOKYARD_MIRROR_URL", mirror_url)
+    # Then doctor fails on it, saying what to run
+    assert main(["doctor"]) == 1
+    line = lines(capsys.readouterr().out)["mirror"]
+    assert line.startswith("✗ ") and "revision none" in line and "hookyard mirror migrate" in line
+    # When it is migrated, then doctor is happy with it
+    assert main(["mirror", "migrate"]) == 0
+    capsys.readouterr()
+    assert main(["doctor"]) == 0
+    assert lines(capsys.readouterr().out)["mirror"].startswith("✓ mirror")
+
+
+def test_an_unreachable_mirror_fails(
+    healthy: redis.Redis, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a mirror URL where no PostgreSQL listens
+    monkeypatch.setenv("HOOKYARD_MIRROR_URL", f"postgresql+psycopg://hookyard:pw@127.0.0.1:{free_port()}/hookyard")
+    assert main(["doctor"]) == 1
+    line = lines(capsys.readouterr().out)["mirror"]
+    # Then the line says so, without the password
+    assert line.startswith("✗ ") and "did not answer" in line and ":pw@" not in line
