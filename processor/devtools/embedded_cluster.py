@@ -81,7 +81,7 @@ class EmbeddedCluster:
     def start(self, timeout_s: float = 60.0) -> None:
         try:
             for node in self.nodes.values():
-                node.start()
+                node.start(timeout_s=timeout_s / 2)  # a loaded machine (a CI run beside others) starts them slowly
         except HookyardError:
             self.stop()
             raise
@@ -151,7 +151,7 @@ class EmbeddedCluster:
     def restart(self, port: int, timeout_s: float = 30.0) -> None:
         """Start a stopped node again from its own files, and wait until it rejoined; a former primary whose
         replica took over comes back as a replica of it."""
-        self.nodes[port].start()
+        self.nodes[port].start(timeout_s=timeout_s)
         self._wait_rejoined(port, timeout_s)
 
     def _wait_rejoined(self, port: int, timeout_s: float) -> None:

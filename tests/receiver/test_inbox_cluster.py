@@ -151,7 +151,7 @@ async def test_without_enough_replicas_an_append_is_refused(
     primary = redis_cluster.port_for_key(keys.INBOX)
     replica = redis_cluster.replica_of(primary)
     redis_cluster.kill(replica.port)
-    writer = InboxWriter(cluster_client, timeout_s=0.5, min_replicas=1)
+    writer = InboxWriter(cluster_client, timeout_s=2.0, min_replicas=1)
     # When an append needs one replica to confirm it
     with pytest.raises(StoreUnavailable, match="replicas confirmed"):
         await writer.append(b"unsafe")
