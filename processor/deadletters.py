@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import redis
 
+from processor.cli.render import iso
 from processor.records import DeadLetter
 from processor.store import Store
 from shared import keys
 from shared.errors import ArchiveExpired, WireFormatError
 
-__all__ = ["Kind", "Letter", "list_letters", "purge", "replay"]
+__all__ = ["Kind", "Letter", "ReplayResult", "letter_document", "list_letters", "purge", "replay", "replay_each"]
 
 Kind = Literal["dead", "skipped"]
+#: What replaying one letter did: back in its queue, already gone (replayed or purged by someone else since it was
+#: listed), or past retention (its event's bytes are gone).
+ReplayResult = Literal["replayed", "gone", "expired"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +100,20 @@ def replay(store: Store, letters: list[Letter], now_ms: int) -> int:
     return done
 
 
+def replay_each(
+    store: Store, letters: list[Letter], clock_ms: Callable[[], int]
+) -> Iterator[tuple[Letter, ReplayResult]]:
+    """Replay `letters` one at a time in issued order (within one key the earlier event must be back in the queue
+    first, or a worker could run the later one before it arrives), saying what each replay did as it goes."""
+    for letter in sorted(letters, key=lambda x: (x.record.issued_at_ms, x.event_id)):
+        try:
+            back = replay(store, [letter], clock_ms())
+        except ArchiveExpired:
+            yield letter, "expired"
+        else:
+            yield letter, "replayed" if back else "gone"
+
+
 def purge(client: redis.Redis, letters: list[Letter]) -> int:
     """Forget letters for good (their events stay in the archive until retention ends); returns how many.
 
@@ -111,3 +130,29 @@ def purge(client: redis.Redis, letters: list[Letter]) -> int:
         pipe.hincrby(keys.stats_key(letter.shard), f"{letter.kind}:{letter.handler}", -1)
     pipe.execute()
     return len(removed)
+
+
+def letter_document(letter: Letter, *, full: bool = False) -> dict[str, Any]:
+    """A letter as plain data (`hookyard dlq --json`, the console); `full` adds the failure times and traceback."""
+    record = letter.record
+    document: dict[str, Any] = {
+        "kind": letter.kind,
+        "event_id": letter.event_id,
+        "handler": letter.handler,
+        "source": record.source,
+        "event_type": record.event_type,
+        "set_aside_at": iso(letter.at_ms),
+        "issued_at": iso(record.issued_at_ms),
+        "attempts": record.attempts,
+        "error_type": record.error_type,
+        "error_message": record.error_message,
+        "ordering_key": record.ordering_key,
+        "pair": record.pair,
+        "shard": letter.shard,
+    }
+    if full:
+        document["first_failure_at"] = iso(record.first_failure_ms)
+        document["last_failure_at"] = iso(record.last_failure_ms)
+        document["traceback"] = record.traceback
+        document["record"] = record
+    return document
