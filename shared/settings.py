@@ -179,6 +179,7 @@ class Settings:
     handler_modules: tuple[str, ...] = ()
     entry_points: bool = True
     log_events: bool = False
+    mirror_url: str | None = None
     dedupe_ttl_s: float = 7 * 86400.0
     retention_s: float = 7 * 86400.0
     reorder_window_s: float = 5.0
@@ -228,6 +229,7 @@ class Settings:
             handler_modules=read.csv("HOOKYARD_HANDLERS"),
             entry_points=read.flag("HOOKYARD_ENTRY_POINTS", True),
             log_events=read.flag("HOOKYARD_LOG_EVENTS", False),
+            mirror_url=_mirror_url(read),
             dedupe_ttl_s=read.duration("HOOKYARD_DEDUPE_TTL", 7 * 86400.0, minimum=60.0),
             retention_s=retention,
             reorder_window_s=read.duration("HOOKYARD_REORDER_WINDOW", 5.0),
@@ -256,6 +258,16 @@ class Settings:
     def wake_grace_s(self) -> float:
         """How long a sent wake-up is trusted before the sweep sends another (lost wake-ups cost this much)."""
         return self.recovery_timeout_s / 3
+
+
+def _mirror_url(read: _Reader) -> str | None:
+    raw = (read.raw("HOOKYARD_MIRROR_URL") or "").strip()
+    if not raw:
+        return None
+    # A SQLAlchemy URL names its backend before "://": sqlite:///path, postgresql+psycopg://user@host/db.
+    if not re.match(r"^[a-z][a-z0-9]*(\+[a-z0-9_]+)?://", raw):
+        raise ConfigError("HOOKYARD_MIRROR_URL", "expected a SQLAlchemy URL such as postgresql+psycopg://host/db")
+    return raw
 
 
 def _read_sources(read: _Reader, *, require_secret: bool) -> dict[str, SourceConfig]:
