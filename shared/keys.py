@@ -11,6 +11,7 @@ import hashlib
 import zlib
 
 __all__ = [
+    "CONSOLE_HISTORY",
     "INBOX",
     "INBOX_LEASE",
     "INBOX_POISON",
@@ -25,6 +26,7 @@ __all__ = [
     "EventKeys",
     "PairKeys",
     "backlog_key",
+    "console_sample_key",
     "due_key",
     "event_keys",
     "event_shard",
@@ -138,3 +140,12 @@ class DeadLetterKeys:
         self.dead = f"{tag}:dead"  # zset "<pair id>:<event id>" by time of death
         self.skipped = f"{tag}:skipped"  # zset "<pair id>:<event id>" by time skipped
         self.records = f"{tag}:records"  # hash "<pair id>:<event id>" -> JSON record
+
+
+#: The console's per-interval history of run counters, lag histograms and backlog (a list, newest first, bounded),
+#: and the marker that lets only one console record each interval.
+CONSOLE_HISTORY = "{hy:console}:history"
+
+
+def console_sample_key(slot: int) -> str:
+    return f"{{hy:console}}:sampled:{slot}"

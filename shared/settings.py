@@ -190,6 +190,12 @@ class Settings:
     dead_letter_retention_s: float = 30 * 86400.0
     dead_letter_limit: int = 100_000
     worker_metrics_port: int = 9191
+    # console
+    console_host: str = "127.0.0.1"
+    console_port: int | None = None
+    console_token: Secret | None = field(default=None, repr=False)
+    console_redact: tuple[str, ...] = ()
+    console_sample_interval_s: float = 60.0
     # both
     log_level: str = "info"
     log_format: str = "auto"
@@ -242,6 +248,11 @@ class Settings:
             dead_letter_retention_s=letter_retention,
             dead_letter_limit=read.integer("HOOKYARD_DEAD_LETTER_LIMIT", 100_000, minimum=16, maximum=100_000_000),
             worker_metrics_port=read.integer("HOOKYARD_WORKER_METRICS_PORT", 9191, maximum=65535),
+            console_host=read.text("HOOKYARD_CONSOLE_HOST", "127.0.0.1"),
+            console_port=read.integer("HOOKYARD_CONSOLE_PORT", 0, maximum=65535) or None,
+            console_token=_console_token(read),
+            console_redact=_redaction_paths(read),
+            console_sample_interval_s=read.duration("HOOKYARD_CONSOLE_SAMPLE_INTERVAL", 60.0, minimum=1.0),
             log_level=read.choice("HOOKYARD_LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
             log_format=read.choice("HOOKYARD_LOG_FORMAT", "auto", ("auto", "json", "console")),
             data_dir=read.text("HOOKYARD_DATA_DIR", ".hookyard"),
@@ -268,6 +279,28 @@ def _mirror_url(read: _Reader) -> str | None:
     if not re.match(r"^[a-z][a-z0-9]*(\+[a-z0-9_]+)?://", raw):
         raise ConfigError("HOOKYARD_MIRROR_URL", "expected a SQLAlchemy URL such as postgresql+psycopg://host/db")
     return raw
+
+
+def _console_token(read: _Reader) -> Secret | None:
+    # The console's actions (replay, purge, resend) need it; without it the console is read-only.
+    token = read.text("HOOKYARD_CONSOLE_TOKEN", "")
+    if not token:
+        return None
+    if len(token) < 16:
+        raise ConfigError("HOOKYARD_CONSOLE_TOKEN", "must be at least 16 characters")
+    return Secret(token.encode())
+
+
+_REDACT_PATH = re.compile(r"^[A-Za-z0-9_\-*]+(\.[A-Za-z0-9_\-*]+)*$")
+
+
+def _redaction_paths(read: _Reader) -> tuple[str, ...]:
+    # Dotted paths into the envelope (`data.emails`, `data.*.email`); checked here so a typo stops the console.
+    paths = read.csv("HOOKYARD_CONSOLE_REDACT")
+    for path in paths:
+        if not _REDACT_PATH.match(path):
+            raise ConfigError("HOOKYARD_CONSOLE_REDACT", f"{path!r} is not a dotted path such as data.emails")
+    return paths
 
 
 def _read_sources(read: _Reader, *, require_secret: bool) -> dict[str, SourceConfig]:
