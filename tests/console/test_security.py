@@ -103,7 +103,9 @@ def test_a_session_acts_only_with_its_csrf_field_from_its_own_origin(
     assert web.post("/dead-letters/purge", data=own, headers=cross).status_code == 403
     assert _dead(redis_client) == [scenario.dead]
     # When it posts with its own field from its own page, then the purge happens
-    done = web.post("/dead-letters/purge", data=own, headers={"Origin": "http://127.0.0.1:8090"}, follow_redirects=False)
+    done = web.post(
+        "/dead-letters/purge", data=own, headers={"Origin": "http://127.0.0.1:8090"}, follow_redirects=False
+    )
     assert done.status_code == 303
     assert _dead(redis_client) == []
 
