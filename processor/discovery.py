@@ -1,6 +1,6 @@
-"""Finds handler modules and imports them into a registry: built-ins, then packaged plugins (entry point group
-`hookyard.handlers`), then the modules named in `HOOKYARD_HANDLERS`. Anything that fails to import stops the
-worker at start with a message naming it."""
+"""Finds handler modules and imports them into a registry: built-ins (the event log, the WorkOS mirror), then
+packaged plugins (entry point group `hookyard.handlers`), then the modules named in `HOOKYARD_HANDLERS`. Anything
+that fails to import stops the worker at start with a message naming it."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ __all__ = ["ENTRY_POINT_GROUP", "load_handlers"]
 
 ENTRY_POINT_GROUP = "hookyard.handlers"
 BUILTIN_LOG_MODULE = "processor.builtins"
+BUILTIN_MIRROR_MODULE = "processor.mirror.handlers"
 
 
 def _import(module: str, origin: str, registry: Registry) -> None:
@@ -43,6 +44,9 @@ def load_handlers(settings: Settings, registry: Registry = default_registry) -> 
     """Import every configured handler module; the decorators register into `registry`."""
     if settings.log_events:
         _import(BUILTIN_LOG_MODULE, "built-in (HOOKYARD_LOG_EVENTS)", registry)
+    if settings.mirror_url:
+        _import(BUILTIN_MIRROR_MODULE, "built-in (HOOKYARD_MIRROR_URL)", registry)
+        importlib.import_module(BUILTIN_MIRROR_MODULE).bind(settings.mirror_url)
     for ep in entry_points(group=ENTRY_POINT_GROUP) if settings.entry_points else ():
         registry.origin = f"entry point {ep.name} = {ep.value}"
         try:

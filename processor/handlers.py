@@ -29,6 +29,7 @@ __all__ = [
     "HandlerSpec",
     "Registry",
     "RetryLater",
+    "Unprocessable",
     "default_registry",
     "handler",
 ]
@@ -52,6 +53,11 @@ class RetryLater(HookyardError):
         if seconds < 0:
             raise ValueError("RetryLater seconds must be >= 0")
         self.seconds = float(seconds)
+
+
+class Unprocessable(HookyardError):
+    """Raise from a handler when this event can never be handled (it is malformed for this handler): it becomes
+    a dead letter at once, without the retries a passing failure gets."""
 
 
 class HandlerOptions(TypedDict, total=False):

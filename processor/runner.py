@@ -21,7 +21,7 @@ from typing import Any
 
 from processor.decode import event_from_message
 from processor.event import Event
-from processor.handlers import HandlerSpec, Registry, RetryLater
+from processor.handlers import HandlerSpec, Registry, RetryLater, Unprocessable
 from processor.inflight import Backlog, Call, ExclusiveTurn, InFlight
 from processor.leases import LeaseKeeper
 from processor.metrics import WorkerMetrics
@@ -230,8 +230,11 @@ class Runner:
         self.lease_keeper.hold(lease)
         self.inflight.start(call)
         error: tuple[str, str, str, float | None] | None = None
+        final = False
         try:
             self._call(spec, event, call)
+        except Unprocessable as exc:
+            error, final = ("Unprocessable", str(exc), traceback.format_exc(), 0.0), True
         except RetryLater as exc:
             error = ("RetryLater", str(exc), "", exc.seconds)
         except asyncio.CancelledError:
@@ -251,7 +254,7 @@ class Runner:
         if error is not None:
             error_type, message, trace, retry_in_s = error
             return self.outcomes.fail(claim, spec, error_type, message, trace, retry_in_s=retry_in_s, wake=wake,
-                              event_type=event.type)  # fmt: skip
+                              final=final, event_type=event.type)  # fmt: skip
         now = self.clock_ms()
         settled = self.store.pairs.complete(claim, now, wake=wake, claim_next=claim_next)
         if settled.outcome == "fenced":

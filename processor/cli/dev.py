@@ -32,6 +32,7 @@ from processor.cli.devstate import (
     record_stack,
     running_redis_pid,
 )
+from processor.cli.mirror import dev_mirror_url, migrate_mirror
 from processor.cli.render import say, warn
 from processor.devtools.embedded_redis import EmbeddedRedis, free_port
 from processor.startup import EXIT_CONFIG_ERROR
@@ -77,6 +78,8 @@ def _dev(args: argparse.Namespace, environ: dict[str, str]) -> int:
             env[name] = str(value)
     env.setdefault("HOOKYARD_LOG_EVENTS", "true")
     data_dir = dev_data_dir(environ)
+    # The WorkOS mirror is on in dev, in a SQLite file beside Redis's; HOOKYARD_MIRROR_URL= (empty) turns it off.
+    env.setdefault("HOOKYARD_MIRROR_URL", dev_mirror_url(data_dir))
 
     redis: EmbeddedRedis | None = None
     if not environ.get("REDIS_URL", "").strip():
@@ -112,6 +115,10 @@ def _dev(args: argparse.Namespace, environ: dict[str, str]) -> int:
         else:
             say(f"Redis      {without_password(settings.redis_url)}  (REDIS_URL)")
         _record_stack(data_dir, settings, env)
+        if settings.mirror_url:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            migrate_mirror(settings.mirror_url)
+            say(f"Mirror     {without_password(settings.mirror_url)}  (migrated; `hookyard orgs` reads it)")
         if secret_file is None:
             say("Secret     from WORKOS_WEBHOOK_SECRET")
         elif secret_created:
