@@ -38,8 +38,9 @@ def line_chart(title: str, at_ms: Sequence[int], values: Sequence[float | None],
         x = _PAD + width * (t - start) / max(1, end - start)
         y = _PAD + height * (1 - v / peak)
         coords.append(f"{x:.1f},{y:.1f}")
-    minutes = (end - start) / 60_000
-    return Chart(title, " ".join(coords), _label(peak, unit), _label(known[-1][1], unit), f"last {minutes:.0f} min")
+    seconds = (end - start) / 1000
+    span = f"last {seconds:.0f} s" if seconds < 120 else f"last {seconds / 60:.0f} min"
+    return Chart(title, " ".join(coords), _label(peak, unit), _label(known[-1][1], unit), span)
 
 
 def _label(value: float, unit: str) -> str:
