@@ -55,4 +55,6 @@ def test_a_path_that_is_not_a_dotted_path_stops_the_console(raw: str) -> None:
 
 def test_a_short_console_token_is_refused() -> None:
     with pytest.raises(ConfigError, match="HOOKYARD_CONSOLE_TOKEN"):
-        Settings.from_env({"REDIS_URL": "redis://127.0.0.1:1/0", "HOOKYARD_CONSOLE_TOKEN": "short"}, require_secret=False)
+        Settings.from_env(
+            {"REDIS_URL": "redis://127.0.0.1:1/0", "HOOKYARD_CONSOLE_TOKEN": "short"}, require_secret=False
+        )
