@@ -139,7 +139,8 @@ def page(
     scanned = 0
     last: tuple[int, str] | None = None
     exhausted = False
-    candidates = merged_index(client, since, until)
+    # The newest `limit` (and one to know there are more) come from the first pages unless a filter drops some.
+    candidates = merged_index(client, since, until, first=min(_PAGE, limit + 1))
     while len(rows) < limit:
         batch = []
         for member, received in candidates:
@@ -212,35 +213,50 @@ class Follower:
         return found
 
 
-def merged_index(client: redis.Redis, since: int | None, until: int | None) -> Iterator[tuple[str, int]]:
-    """Every shard's event index merged newest first (`source:event_id`, received ms), a page per shard at a time."""
+def merged_index(
+    client: redis.Redis, since: int | None, until: int | None, *, first: int = _PAGE
+) -> Iterator[tuple[str, int]]:
+    """Every shard's event index merged newest first (`source:event_id`, received ms), a page per shard at a time.
+
+    The first pages (`first` entries per shard, one round trip for all shards) can be small for a caller that
+    wants only the newest few; later pages are `_PAGE` long.
+    """
     low = "-inf" if since is None else since
     high = "+inf" if until is None else until
     offsets = dict.fromkeys(range(keys.SHARDS), 0)
+    # The index key depends on the shard alone; shared/keys.py names it only through EventKeys.
+    indexes = [keys.EventKeys(shard, "", "").index for shard in range(keys.SHARDS)]
+    # Whether a shard's last page came back full: only then may it have more.
+    more: dict[int, bool] = {}
+
+    def took(shard: int, found: list[tuple[bytes, float]], asked: int) -> list[tuple[bytes, float]]:
+        offsets[shard] += len(found)
+        more[shard] = len(found) == asked
+        return found[::-1]  # popped from the end: newest last
 
     def page(shard: int) -> list[tuple[bytes, float]]:
-        # The index key depends on the shard alone; shared/keys.py names it only through EventKeys.
-        index = keys.EventKeys(shard, "", "").index
         found = cast(
             list[tuple[bytes, float]],
-            client.zrevrangebyscore(index, high, low, start=offsets[shard], num=_PAGE, withscores=True),
+            client.zrevrangebyscore(indexes[shard], high, low, start=offsets[shard], num=_PAGE, withscores=True),
         )
-        offsets[shard] += len(found)
-        return found
+        return took(shard, found, _PAGE)
 
+    pipe = client.pipeline(transaction=False)
+    for index in indexes:
+        pipe.zrevrangebyscore(index, high, low, start=0, num=first, withscores=True)
     # Ties (one millisecond) come out as ZREVRANGEBYSCORE gives them within a shard: the greater member first.
     heap: list[tuple[float, _Descending, int]] = []
     buffers: dict[int, list[tuple[bytes, float]]] = {}
-    for shard in range(keys.SHARDS):
-        buffers[shard] = page(shard)[::-1]  # popped from the end: newest last
+    for shard, found in enumerate(pipe.execute()):
+        buffers[shard] = took(shard, found, first)
         if buffers[shard]:
-            first, score = buffers[shard].pop()
-            heapq.heappush(heap, (-score, _Descending(first.decode()), shard))
+            head, score = buffers[shard].pop()
+            heapq.heappush(heap, (-score, _Descending(head.decode()), shard))
     while heap:
         negative_score, member, shard = heapq.heappop(heap)
         yield member.text, int(-negative_score)
-        if not buffers[shard] and offsets[shard] % _PAGE == 0 and offsets[shard]:
-            buffers[shard] = page(shard)[::-1]
+        if not buffers[shard] and more[shard]:
+            buffers[shard] = page(shard)
         if buffers[shard]:
             next_member, score = buffers[shard].pop()
             heapq.heappush(heap, (-score, _Descending(next_member.decode()), shard))

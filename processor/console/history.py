@@ -137,6 +137,8 @@ class Sampler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        # One client for the pages' reads of the endpoint (making one costs more than a page's Redis reads).
+        self._http = httpx.Client()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="console-sampler", daemon=True)
@@ -146,6 +148,11 @@ class Sampler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self._http.close()
+
+    def read_now(self) -> Reading | str:
+        """A fresh reading of the workers' endpoint for a page, or why there is none."""
+        return overview.read_metrics(self._http, self.metrics_url)
 
     def sample_once(self, http: httpx.Client) -> Point:
         """Read the endpoint and the backlog, remember the reading, record the point; returns it."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,8 +30,7 @@ async def overview(request: Request) -> Response:
 
 def _context(console: Console) -> dict[str, Any]:
     sampler = console.sampler
-    with httpx.Client() as http:
-        now = backlog.read_metrics(http, sampler.metrics_url)
+    now = sampler.read_now()
     before = sampler.previous()
     if not isinstance(now, Reading) or before is None or before.at_s >= now.at_s:
         before = None
