@@ -234,7 +234,7 @@ class Runner:
         try:
             self._call(spec, event, call)
         except Unprocessable as exc:
-            error, final = ("Unprocessable", str(exc), traceback.format_exc(), 0.0), True
+            error, final = (type(exc).__qualname__, str(exc), traceback.format_exc(), 0.0), True
         except RetryLater as exc:
             error = ("RetryLater", str(exc), "", exc.seconds)
         except asyncio.CancelledError:

@@ -10,6 +10,9 @@ import redis
 from processor.devtools.embedded_redis import EmbeddedRedis
 from tests.fixtures import WORKOS_SAMPLES
 
+# The WorkOS mirror's database backends (SQLite, and PostgreSQL from a wheel, started only when a test asks).
+pytest_plugins = ["tests.mirror.backends"]
+
 TEST_SECRET = "whsec_test_0123456789abcdef"
 SAMPLES = WORKOS_SAMPLES
 

@@ -4,6 +4,7 @@ where the mirror is for verbs run beside a `hookyard dev` (its SQLite file in th
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -71,6 +72,8 @@ def mirror_url_for(settings: Settings) -> str:
 
 def migrate_mirror(url: str, revision: str = "head") -> tuple[str | None, str | None]:
     """Migrate the mirror at `url`; returns the revisions before and after."""
+    # Alembic narrates every step at INFO ("Context impl SQLiteImpl."): the caller says what happened instead.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     engine = mirror_engine(url)
     try:
         before = migrate.current_revision(engine)

@@ -118,11 +118,14 @@ def _org(args: argparse.Namespace, environ: dict[str, str]) -> int:
         ("directory", _with_since(_state(status.directory_state, status.directory_type), status.directory_since, now)),
         ("users", f"{status.users} active"),
         ("groups", str(status.groups)),
-        ("last event", _with_since(status.last_event_type, status.last_event_at, now)),
-        ("last sync", _with_since("dsync", status.last_sync_at, now) if status.last_sync_at else None),
+        (
+            "last event",
+            f"{status.last_event_type} at {_when(status.last_event_at, now)}" if status.last_event_type else None,
+        ),
+        ("last sync", _when(status.last_sync_at, now)),
     ]
     if status.deleted_at is not None:
-        lines.append(("deleted", _with_since("organization.deleted", status.deleted_at, now)))
+        lines.append(("deleted", _when(status.deleted_at, now)))
     width = max(len(label) for label, _ in lines)
     for label, value in lines:
         say(f"{label.ljust(width)}  {value if value is not None else '-'}")
@@ -145,17 +148,22 @@ def _ago(when: datetime | None, now_ms: int) -> str | None:
 def _with_since(what: str | None, when: datetime | None, now_ms: int) -> str | None:
     if what is None:
         return None
-    if when is None:
-        return what
-    return f"{what}, since {when.isoformat().replace('+00:00', 'Z')} ({_ago(when, now_ms)})"
+    return f"{what}, since {_when(when, now_ms)}" if when is not None else what
+
+
+def _when(when: datetime | None, now_ms: int) -> str | None:
+    return f"{_iso(when)} ({_ago(when, now_ms)})" if when is not None else None
+
+
+def _iso(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")
 
 
 def _document(status: OrganizationStatus) -> dict[str, Any]:
     fields = dataclasses.asdict(status)
-    return {
-        name: (value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value)
-        for name, value in fields.items()
-    } | {"domains": list(status.domains)}
+    return {name: (_iso(value) if isinstance(value, datetime) else value) for name, value in fields.items()} | {
+        "domains": list(status.domains)
+    }
 
 
 def _unavailable(url: str, exc: DBAPIError) -> HookyardError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from processor import Event, Registry, RetryLater
+from processor.handlers import Unprocessable
 from processor.testing import Harness
 
 T0 = "2026-01-01T00:00:"
@@ -169,6 +170,24 @@ def test_retry_later_waits_the_asked_time(registry: Registry, yard: Harness) -> 
     yard.run()
     assert [a for a, _ in attempts] == [1, 2]
     assert attempts[1][1] - attempts[0][1] == 30_000
+
+
+def test_an_unprocessable_event_is_a_dead_letter_without_retries(registry: Registry, yard: Harness) -> None:
+    attempts: list[int] = []
+
+    def strict(event: Event) -> None:
+        attempts.append(event.attempt)
+        raise Unprocessable("no directory_id")
+
+    # Given a handler allowed 8 attempts that finds the event malformed
+    registry.handler("dsync.*", name="strict", max_attempts=8)(strict)
+    yard.deliver(envelope("event_1", 1))
+    yard.run()
+    # Then it was called once, and the event is its dead letter with the reason
+    assert attempts == [1]
+    [letter] = yard.dead_letters()
+    assert (letter["error_type"], letter["error_message"]) == ("Unprocessable", "no directory_id")
+    assert letter["attempts"] == 1
 
 
 def test_unordered_handler_needs_no_window(registry: Registry, yard: Harness) -> None:

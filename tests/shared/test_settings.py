@@ -104,3 +104,12 @@ def test_every_setting_read_is_documented() -> None:
     missing = sorted(name for name in read if f"`{name}`" not in documented)
     assert not missing, f"settings missing from docs/configuration.md: {missing}"
     assert len(read) >= 20
+
+
+def test_the_mirror_url_is_optional_and_must_be_a_sqlalchemy_url() -> None:
+    assert Settings.from_env(BASE).mirror_url is None
+    assert Settings.from_env({**BASE, "HOOKYARD_MIRROR_URL": " "}).mirror_url is None
+    url = "postgresql+psycopg://hookyard:p%40ss@db:5432/hookyard"
+    assert Settings.from_env({**BASE, "HOOKYARD_MIRROR_URL": url}).mirror_url == url
+    with pytest.raises(ConfigError, match="HOOKYARD_MIRROR_URL"):
+        Settings.from_env({**BASE, "HOOKYARD_MIRROR_URL": "db.internal/hookyard"})
