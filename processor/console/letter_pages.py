@@ -86,13 +86,32 @@ def _selected(console: Console, form: FormData) -> tuple[Kind, list[Letter], dic
     return kind, chosen, what
 
 
-async def replay(request: Request) -> Response:
+@dataclass(frozen=True, slots=True)
+class _Action:
+    console: Console
+    form: FormData
+    access: Access
+    kind: Kind
+    chosen: list[Letter]
+    what: dict[str, object]
+
+
+async def _authorized(request: Request, action: str) -> _Action | Response:
+    """The letters an action's form selects, once the request may act; else the refusal to answer."""
     console: Console = console_of(request)
-    checked = await authorized_form(request, "replay")
+    checked = await authorized_form(request, action)
     if isinstance(checked, Response):
         return checked
     form, access = checked
     kind, chosen, what = await run_in_threadpool(_selected, console, form)
+    return _Action(console, form, access, kind, chosen, what)
+
+
+async def replay(request: Request) -> Response:
+    act = await _authorized(request, "replay")
+    if isinstance(act, Response):
+        return act
+    console, access, kind, chosen, what = act.console, act.access, act.kind, act.chosen, act.what
     if "text/event-stream" in request.headers.get("accept", ""):
         return StreamingResponse(_progress(console, access, kind, chosen, what), media_type="text/event-stream")
     counts: dict[str, int] = defaultdict(int)
@@ -124,12 +143,10 @@ async def _progress(
 
 
 async def purge(request: Request) -> Response:
-    console: Console = console_of(request)
-    checked = await authorized_form(request, "purge")
-    if isinstance(checked, Response):
-        return checked
-    form, access = checked
-    kind, chosen, what = await run_in_threadpool(_selected, console, form)
+    act = await _authorized(request, "purge")
+    if isinstance(act, Response):
+        return act
+    console, form, access, kind, chosen, what = act.console, act.form, act.access, act.kind, act.chosen, act.what
     if form.get("confirm") != "yes":
         # Deleting is forever: show what would go, and ask.
         fields = [(name, str(value)) for name, value in form.multi_items() if name != "csrf"]

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,19 +20,11 @@ from processor.mirror.migrate import upgrade
 from processor.mirror.status import mirror_engine
 from shared.signature import sign
 from tests.conftest import TEST_SECRET
+from tests.fixtures.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 ORG = "org_01CONSOLEDEMO0000000000001"
 DIRECTORY = "directory_01CONSOLEDEMO00000001"
-
-
-def wait_for(predicate: Callable[[], object], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)  # polling interval of a deadline-bounded wait
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def _now_iso() -> str:

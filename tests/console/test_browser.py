@@ -18,8 +18,9 @@ import redis
 from processor import deadletters
 from processor.devtools.embedded_redis import EmbeddedRedis
 from shared import keys
-from tests.console.stack import ORG, Stack, setup_events, user_event, wait_for
+from tests.console.stack import ORG, Stack, setup_events, user_event
 from tests.fixtures.console_handlers import LEDGER, REFUSED
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
