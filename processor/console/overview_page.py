@@ -36,10 +36,14 @@ def _context(console: Console) -> dict[str, Any]:
         before = None
     document = backlog.document(console.client, console.settings, sampler.metrics_url, before or now, now)
     now_ms = wall_ms()
-    for entry in document["handlers"].values():
+    workers = read_workers(console.client, now_ms)
+    # Handlers that run events at once (order_by="none", as the live workers say) have no hold-back window.
+    unordered = {str(h["name"]) for info in workers.values() for h in info.handlers or () if h.get("ordered") is False}
+    window = console.settings.reorder_window_s
+    for name, entry in document["handlers"].items():
         oldest = entry["oldest_pending_age_s"]
-        window = console.settings.reorder_window_s
-        entry["window_part_s"] = min(oldest, window) if oldest is not None and entry["held_by_window"] else None
+        ordered = name not in unordered and window > 0
+        entry["window_part_s"] = min(oldest, window) if oldest is not None and ordered else None
     found = steps(read_history(console.client))
     at = [step.at_ms for step in found]
     charts = [
@@ -50,7 +54,7 @@ def _context(console: Console) -> dict[str, Any]:
     ]
     return {
         "doc": document,
-        "workers": read_workers(console.client, now_ms),
+        "workers": workers,
         "charts": charts,
         "interval_s": console.settings.console_sample_interval_s,
     }

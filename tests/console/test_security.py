@@ -15,6 +15,7 @@ from processor.console.guard import COOKIE
 from processor.testing import Harness
 from tests.conftest import TEST_SECRET
 from tests.console.conftest import CONSOLE_TOKEN, ConsoleFactory
+from tests.fixtures import cli_state
 from tests.fixtures.cli_state import Scenario, envelope
 
 PAGES = ["/", "/events", "/dead-letters", "/dead-letters?kind=skipped", "/login"]
@@ -182,3 +183,27 @@ def test_bad_input_is_a_400_with_a_reason(console: ConsoleFactory, query: str, r
     answer = console().get(f"/events?{query}")
     assert answer.status_code == 400
     assert reason in answer.text
+
+
+def test_resend_runs_a_handler_again_on_an_event_it_completed(
+    console: ConsoleFactory, scenario: Scenario, yard: Harness
+) -> None:
+    # Given an event every handler completed, and a console with a token
+    web = console(HOOKYARD_CONSOLE_TOKEN=CONSOLE_TOKEN)
+    right = {"Authorization": f"Bearer {CONSOLE_TOKEN}"}
+    before = [d for d in cli_state.DELIVERED if d[:2] == ("cli.users", scenario.done)]
+    # When it is resent to one handler without the token, then nothing happens
+    assert web.post(f"/events/workos/{scenario.done}/resend", data={"handler": "cli.users"}).status_code == 403
+    # When it is resent with the token, then that handler (only) runs it again, as a later attempt
+    done = web.post(
+        f"/events/workos/{scenario.done}/resend", data={"handler": "cli.users"}, headers=right, follow_redirects=False
+    )
+    assert done.status_code == 303
+    assert "notice=resent" in done.headers["location"]
+    yard.run()
+    again = [d for d in cli_state.DELIVERED if d[:2] == ("cli.users", scenario.done)]
+    assert len(again) == len(before) + 1
+    assert again[-1][2] > before[-1][2]
+    # And a handler the event was not routed to is refused by name
+    other = web.post(f"/events/workos/{scenario.done}/resend", data={"handler": "nobody"}, headers=right)
+    assert "notice=not_routed" in str(other.url)
