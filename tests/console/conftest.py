@@ -1,5 +1,6 @@
-"""Fixtures of the console tests: the CLI tests' scenario (done, pending, dead and skipped events made by the
-in-process Harness in the test Redis) and the console app over it, driven by Starlette's TestClient."""
+"""Fixtures of the console tests: the CLI tests' scenario (`yard`, `scenario`: done, pending, dead and skipped
+events made by the in-process Harness in the test Redis) and the console app over it, driven by Starlette's
+TestClient."""
 
 from __future__ import annotations
 
@@ -9,26 +10,14 @@ import pytest
 from starlette.testclient import TestClient
 
 from processor.console import build_app
-from processor.handlers import Registry
-from processor.testing import Harness
 from shared.settings import Settings
+from tests.cli.conftest import scenario, yard
 from tests.conftest import TEST_SECRET
 from tests.fixtures import cli_state
-from tests.fixtures.cli_state import Scenario
+
+__all__ = ["CONSOLE_TOKEN", "ConsoleFactory", "console", "scenario", "yard"]
 
 CONSOLE_TOKEN = "console-token-0123456789"
-
-
-@pytest.fixture
-def yard(redis_url: str) -> Iterator[Harness]:
-    harness = Harness(cli_state.HANDLERS, redis_url=redis_url)
-    yield harness
-    harness.close()
-
-
-@pytest.fixture
-def scenario(yard: Harness) -> Scenario:
-    return cli_state.build(yard)
 
 
 ConsoleFactory = Callable[..., TestClient]
@@ -55,7 +44,3 @@ def console(redis_url: str) -> Iterator[ConsoleFactory]:
     yield build
     for client in opened:
         client.__exit__(None, None, None)
-
-
-def registry() -> Registry:
-    return cli_state.registry()
