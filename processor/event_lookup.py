@@ -27,7 +27,8 @@ def status_lookup(
 ) -> StatusLookup:
     """Each event's status with every handler it was routed to (for a `--status` filter); the handlers are
     loaded here unless `registry` is given."""
-    registry = registry or registry_or_none(settings) or Registry()
+    if registry is None:
+        registry = registry_or_none(settings) or Registry()
     window_ms = StoreTimings.from_settings(settings).window_ms
 
     def status_of(archived: ArchivedEvent) -> dict[str, str]:

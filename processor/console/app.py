@@ -11,22 +11,26 @@ from pathlib import Path
 import redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from processor.cli.context import metrics_url
+from processor.cli.context import metrics_url, redis_trouble
 from processor.console import event_pages, letter_pages, org_pages, overview_page, session_pages
 from processor.console.guard import SecurityHeaders
 from processor.console.history import Sampler
-from processor.console.rendering import templates
+from processor.console.rendering import page, templates
 from processor.handlers import Registry
 from processor.records import StoreTimings
+from shared.logging import get_logger
 from shared.redis_clients import OPERATOR, redis_client
-from shared.settings import Settings
+from shared.settings import DEFAULT_SOURCE, Settings
 
 __all__ = ["Console", "build_app"]
 
 _HERE = Path(__file__).resolve().parent
+log = get_logger("hookyard.console")
 
 
 @dataclass(slots=True)
@@ -41,9 +45,15 @@ class Console:
 
     @property
     def sources(self) -> list[str]:
-        from shared.settings import DEFAULT_SOURCE
-
         return sorted({DEFAULT_SOURCE, *self.settings.sources})
+
+
+async def _store_trouble(request: Request, exc: Exception) -> Response:
+    # Redis down, frozen or refusing: one line saying what is wrong and what to do, not a traceback.
+    assert isinstance(exc, redis.RedisError)
+    finding, hint = redis_trouble(exc, request.app.state.console.settings.redis_url)
+    log.warning("console.store_unavailable", error=type(exc).__name__)
+    return page(request, "error.html", 503, finding=finding, hint=hint)
 
 
 def build_app(settings: Settings, registry: Registry, *, sample: bool = True) -> Starlette:
@@ -72,7 +82,12 @@ def build_app(settings: Settings, registry: Registry, *, sample: bool = True) ->
         *session_pages.ROUTES,
         Mount("/static", StaticFiles(directory=_HERE / "static"), name="static"),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)], lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={redis.RedisError: _store_trouble},
+        lifespan=lifespan,
+    )
     app.state.console = console
     app.state.templates = templates()
     return app

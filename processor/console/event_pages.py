@@ -42,8 +42,8 @@ _STREAM_POLL_S = 1.0
 _STREAM_KEEPALIVE_S = 15.0
 
 
-class _BadQuery(ValueError):
-    pass
+class _BadQuery(HookyardError):
+    """A query parameter the console cannot use (answered 400 with the reason)."""
 
 
 def _text(request: Request, name: str) -> str | None:

@@ -11,8 +11,12 @@ from starlette.testclient import TestClient
 from structlog.testing import capture_logs
 
 from processor import deadletters
+from processor.console import build_app
 from processor.console.guard import COOKIE
+from processor.devtools.embedded_redis import free_port
+from processor.handlers import Registry
 from processor.testing import Harness
+from shared.settings import Settings
 from tests.conftest import TEST_SECRET
 from tests.console.conftest import CONSOLE_TOKEN, ConsoleFactory
 from tests.fixtures import cli_state
@@ -207,3 +211,15 @@ def test_resend_runs_a_handler_again_on_an_event_it_completed(
     # And a handler the event was not routed to is refused by name
     other = web.post(f"/events/workos/{scenario.done}/resend", data={"handler": "nobody"}, headers=right)
     assert "notice=not_routed" in str(other.url)
+
+
+def test_a_redis_that_does_not_answer_is_a_503_that_says_so() -> None:
+    # Given a console whose Redis is not running
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    app = build_app(Settings.from_env({"REDIS_URL": url}, require_secret=False), Registry(), sample=False)
+    with TestClient(app) as web:
+        # When a page is read, then it answers 503 naming the server and what to check, with the usual headers
+        answer = web.get("/events")
+    assert answer.status_code == 503
+    assert f"cannot reach Redis at {url}" in answer.text
+    assert answer.headers["x-frame-options"] == "DENY"
