@@ -3,6 +3,7 @@ filters for times and ages, and the context every page gets (who is signed in, t
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,17 @@ def templates() -> Jinja2Templates:
     found = Jinja2Templates(directory=_TEMPLATES)
     found.env.filters["iso"] = iso
     found.env.filters["age"] = lambda seconds: age(seconds) or "-"
+    found.env.filters["at"] = _at
     found.env.filters["ago"] = lambda ms: (age((wall_ms() - ms) / 1000) or "-") if ms else "-"
     return found
+
+
+def _at(when: datetime | None) -> str:
+    # The mirror's times, as the console shows every time (UTC, milliseconds); a naive one is UTC.
+    if when is None:
+        return "-"
+    aware = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    return iso(int(aware.timestamp() * 1000)) or "-"
 
 
 def console_of(request: Request) -> Any:
