@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help install run test test-only lint fmt typecheck bench bench-quick chaos chaos-smoke clean
+.PHONY: help install run test test-only lint fmt typecheck bench bench-quick chaos chaos-smoke chaos-cluster clean
 .PHONY: tools
 
 help:
@@ -14,6 +14,7 @@ help:
 	@echo "make test       lint + typecheck + the whole test suite"
 	@echo "make chaos      the nemesis: pauses, hangs, kills under load, then a verdict (CHAOS_ARGS='--seed S')"
 	@echo "make chaos-smoke  the small seeded nemesis run that make test includes (about a minute)"
+	@echo "make chaos-cluster  the nemesis on a Redis Cluster: failover and live resharding, MIN_REPLICAS 0 and 1"
 	@echo "make lint | fmt | typecheck | bench | clean"
 	@echo "make tools      promtool + prometheus for tests/deploy, chromium for tests/console (Debian packages;"
 	@echo "                installed when missing and root)"
@@ -52,6 +53,12 @@ chaos: $(STAMP)
 chaos-smoke: $(STAMP)
 	$(BIN)/python -m chaos --size smoke $(CHAOS_ARGS)
 
+# The nemesis on a Redis Cluster (3 primaries + 3 replicas, wake-ups through a plain Redis), once acknowledging
+# after the primary alone and once after a replica too; each report stays in .hookyard/chaos-cluster-N/report.md.
+chaos-cluster: $(STAMP)
+	$(BIN)/python -m chaos --store cluster --min-replicas 0 --workdir .hookyard/chaos-cluster-0 $(CHAOS_ARGS)
+	$(BIN)/python -m chaos --store cluster --min-replicas 1 --workdir .hookyard/chaos-cluster-1 $(CHAOS_ARGS)
+
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
@@ -61,9 +68,9 @@ bench-quick: $(STAMP)
 clean:
 	rm -rf $(VENV) .hookyard .mypy_cache .ruff_cache
 
-# promtool and prometheus for tests/deploy, and chromium for the console's browser tests: installed from Debian's
-# packages when missing and run as root, never started as a service; otherwise a loud note (the tests then fail in
-# CI and skip elsewhere).
+# promtool and prometheus for tests/deploy, rabbitmq-server for the wake-up broker tests, and chromium for the
+# console's browser tests: installed from Debian's packages when missing and run as root, never started as a
+# service; otherwise a loud note (the tests then fail in CI and skip elsewhere).
 tools:
 	@sh tests/deploy/install_tools.sh
 	@sh tests/console/install_chromium.sh

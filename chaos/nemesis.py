@@ -13,19 +13,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from redis.crc import key_slot
 
 from chaos.handlers import FRAGILE, ORDERED, UNORDERED
 from chaos.ledger import LedgerReader
-from chaos.plan import EXTRA_FAULTS, FAULTS, Plan
+from chaos.plan import CLUSTER_FAULTS, EXTRA_FAULTS, FAULTS, Plan
 from chaos.sender import Outcome, Sender
 from chaos.stack import Stack
 from chaos.workload import Role, Workload
 from processor.deadletters import list_letters
+from shared import keys
 
 __all__ = ["ORDER", "Fault", "Nemesis"]
 
 #: The order faults are applied in; a plan runs those it names.
-ORDER = (*FAULTS[:4], *EXTRA_FAULTS, FAULTS[4])
+ORDER = (*FAULTS[:4], *EXTRA_FAULTS, *CLUSTER_FAULTS, FAULTS[4])
 _POLL_S = 0.25  # polling interval while waiting for a fault's effect
 _INGEST_MARGIN_S = 1.0
 
@@ -86,6 +88,9 @@ class Nemesis:
             "restart-receiver": self._restart_receiver,
             "restart-redis": self._restart_redis,
             "stop-redis": self._stop_redis,
+            "failover": self._failover,
+            "freeze-primary": self._freeze_primary,
+            "migrate": self._migrate,
         }
         await self._phase("baseline", self._pause(settle))
         for name in ORDER:
@@ -218,6 +223,49 @@ class Nemesis:
             lambda: any(a.status == "200" and a.sent > resumed for a in self.outcome.answers[-200:]),
             self.plan.phase_deadline_s,
         )
+
+    async def _failover(self) -> bool:
+        """SIGKILL the primary holding inbox shard 0 (and a share of the state); its replica takes over, and the old
+        primary comes back as the new one's replica."""
+        cluster = self.stack.cluster
+        assert cluster is not None
+        primary = cluster.port_for_key(keys.INBOX)
+        killed = time.time()
+        promoted = await asyncio.to_thread(cluster.fail_over, primary)
+        took = time.time() - killed
+        await asyncio.to_thread(cluster.restart, primary)
+        self._current.note = (
+            f"primary :{primary} SIGKILLed; replica :{promoted} serving after {took:.1f} s; the old primary rejoined"
+        )
+        return await self._until(lambda: self._ingested_since(killed + took), self.plan.phase_deadline_s)
+
+    async def _freeze_primary(self) -> bool:
+        """SIGSTOP the primary of the first state shards (connections open, nothing answers) until its replica has
+        taken over, then SIGCONT it: it must rejoin as a replica, its stale writes discarded."""
+        cluster = self.stack.cluster
+        assert cluster is not None
+        primary = cluster.port_for_key(keys.stats_key(0))
+        frozen = time.time()
+        promoted = await asyncio.to_thread(cluster.fail_over, primary, freeze=True)
+        took = time.time() - frozen
+        await asyncio.to_thread(cluster.thaw, primary)
+        self._current.note = f"primary :{primary} SIGSTOPped; replica :{promoted} serving after {took:.1f} s; resumed"
+        return await self._until(lambda: self._ingested_since(frozen + took), self.plan.phase_deadline_s)
+
+    async def _migrate(self) -> bool:
+        """Move the slots of inbox shard 1 and of four state shards to other primaries, key by key, under load."""
+        cluster = self.stack.cluster
+        assert cluster is not None
+        started = time.time()
+        moving = [keys.inbox_keys(1).queue, *(keys.stats_key(shard) for shard in range(4))]
+        for key in moving:
+            slot = key_slot(key.encode())
+            source = cluster.port_for_slot(slot)
+            target = next(p.port for p in cluster.primaries() if p.port != source)
+            await asyncio.to_thread(cluster.move_slot, slot, target, between_steps=0.02)
+        moved = time.time()
+        self._current.note = f"{len(moving)} slots moved live in {moved - started:.1f} s"
+        return await self._until(lambda: self._ingested_since(moved), self.plan.phase_deadline_s)
 
     async def _kill_ingester(self) -> bool:
         victims = [pid for pid, role in self.stack.children().items() if role == "ingester"]

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-__all__ = ["EXTRA_FAULTS", "FAULTS", "SIZES", "Plan"]
+__all__ = ["CLUSTER_FAULTS", "EXTRA_FAULTS", "FAULTS", "SIZES", "Plan"]
 
 #: The nemesis proper, in the order it applies them (see chaos/run.py).
 FAULTS = ("future", "hang", "kill", "stop-worker", "stop-redis")
 #: The older crash faults, run between stop-worker and stop-redis when asked for.
 EXTRA_FAULTS = ("kill-ingester", "restart-receiver", "restart-redis")
+#: On a Redis Cluster (`--store cluster`): a primary SIGKILLed while its replica takes over, another SIGSTOPped
+#: until its replica took over (then resumed, to rejoin as a replica), and slots (an inbox shard's and state
+#: shards') moved live to another primary. They replace the one-server Redis faults.
+CLUSTER_FAULTS = ("failover", "freeze-primary", "migrate")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +37,10 @@ class Plan:
     # Whether latency bounds decide PASS. Timing belongs to the full run (`make chaos`, a machine to itself);
     # the smoke run inside `make test` reports the same figures but judges correctness only.
     timing_gates: bool = True
+    #: "server" (one Redis) or "cluster" (3 primaries + 3 replicas, wake-ups through a plain Redis beside it).
+    store: str = "server"
+    min_replicas: int = 0  # HOOKYARD_MIN_REPLICAS
+    inbox_shards: int = 1  # HOOKYARD_INBOX_SHARDS
 
     @property
     def lease_s(self) -> float:
@@ -53,6 +61,12 @@ class Plan:
         """How long a fault may take to show its effect (dead letters, a takeover) before the run calls it failed."""
         per_attempt = max(self.handler_timeout_s, self.lease_s) + 8
         return 3 * per_attempt * max(self.events_per_hung_key, self.killer_events, 1) + 30
+
+    def on_cluster(self, min_replicas: int) -> Plan:
+        """The same run on a cluster: the one-server Redis faults give way to failover and migration."""
+        server_only = {"stop-redis", "restart-redis"}
+        faults = tuple(f for f in self.faults if f not in server_only) + CLUSTER_FAULTS
+        return replace(self, store="cluster", min_replicas=min_replicas, inbox_shards=3, faults=faults)
 
     def with_options(self, **changes: object) -> Plan:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]

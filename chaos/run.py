@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -104,13 +105,18 @@ def handler_env(plan: Plan) -> dict[str, str]:
 
 
 def run(plan: Plan, workdir: Path) -> int:
+    # A kept workdir (`--workdir`) may hold an earlier run's servers' files: a fresh run starts from none, or the
+    # old ledger would count the earlier run's calls as this one's.
+    for leftover in ("redis", "ledger", "cluster"):
+        shutil.rmtree(workdir / leftover, ignore_errors=True)
+    (workdir / "stack.log").unlink(missing_ok=True)
     stack = Stack(workdir, plan, handler_env=handler_env(plan))
     started = time.monotonic()
     outcome = Outcome()
     try:
         stack.start()
         ledger = LedgerReader(redis.Redis.from_url(stack.ledger.url))
-        system = redis.Redis.from_url(stack.redis.url, socket_timeout=5)
+        system = stack.system()
         workload = Workload(plan, t0_ms=int(time.time() * 1000), t0=time.monotonic())
         faults = asyncio.run(drive(plan, stack, workload, outcome, ledger, system))
         drained = drain(plan, ledger, system, set(outcome.accepted_at))
@@ -140,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, help="ordinary events issued per second")
     parser.add_argument("--faults", help=f"comma-separated, from: {', '.join(ORDER)} (default: the size's)")
     parser.add_argument("--workdir", type=Path, help="keep Redis files and the stack's log here")
+    parser.add_argument("--store", choices=("server", "cluster"), default="server",
+                        help="the state store: one Redis, or a Redis Cluster (3 primaries + 3 replicas)")  # fmt: skip
+    parser.add_argument("--min-replicas", type=int, default=0, help="HOOKYARD_MIN_REPLICAS of a cluster run")
     args = parser.parse_args(argv)
     faults = None
     if args.faults is not None:
@@ -147,7 +156,10 @@ def main(argv: list[str] | None = None) -> int:
         unknown = sorted(set(faults) - set(ORDER))
         if unknown:
             parser.error(f"unknown faults: {', '.join(unknown)}")
-    plan = SIZES[args.size].with_options(seed=args.seed, rate=args.rate, faults=faults)
+    plan = SIZES[args.size]
+    if args.store == "cluster":
+        plan = plan.on_cluster(args.min_replicas)
+    plan = plan.with_options(seed=args.seed, rate=args.rate, faults=faults)
     with contextlib.ExitStack() as cleanup:
         workdir = args.workdir or Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="hookyard-chaos-")))
         workdir.mkdir(parents=True, exist_ok=True)

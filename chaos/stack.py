@@ -20,9 +20,11 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from chaos.plan import Plan
+from processor.devtools.embedded_cluster import EmbeddedCluster
 from processor.devtools.embedded_redis import EmbeddedRedis, free_port
 from processor.stats import read_snapshot
 from shared import keys
+from shared.redis_clients import ClientPolicy, redis_client
 
 __all__ = ["SECRET", "Stack"]
 
@@ -30,13 +32,15 @@ ROOT = Path(__file__).resolve().parents[1]
 SECRET = "chaos_secret_0123456789"  # noqa: S105 - the run signs with its own throwaway secret
 _START_TIMEOUT_S = 30.0
 _WORKERS = 2
+_SYSTEM = ClientPolicy(name="chaos", socket_timeout_s=5.0, connect_timeout_s=2.0)
 
 
 class Stack:
     """Redis, receiver and workers, plus a ledger Redis; `workdir` keeps their files and the combined log."""
 
     def __init__(self, workdir: Path, plan: Plan, *, handler_env: dict[str, str]) -> None:
-        self.redis = EmbeddedRedis(workdir / "redis")
+        self.redis = EmbeddedRedis(workdir / "redis")  # the store; on a cluster run, the wake-up broker
+        self.cluster = EmbeddedCluster(workdir / "cluster") if plan.store == "cluster" else None
         self.ledger = EmbeddedRedis(workdir / "ledger")
         self.port = free_port()
         self.metrics_port = free_port()
@@ -51,11 +55,22 @@ class Stack:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/webhooks/workos"
 
+    @property
+    def store_url(self) -> str:
+        return self.cluster.url if self.cluster is not None else self.redis.url
+
+    def system(self) -> redis.Redis:
+        """A client of the state store (one server or the cluster) for the run's own reads."""
+        return redis_client(self.store_url, _SYSTEM)
+
     def env(self) -> dict[str, str]:
         return {
             **os.environ,
             **self.handler_env,
-            "REDIS_URL": self.redis.url,
+            "REDIS_URL": self.store_url,
+            "HOOKYARD_BROKER_URL": self.redis.url,
+            "HOOKYARD_MIN_REPLICAS": str(self.plan.min_replicas),
+            "HOOKYARD_INBOX_SHARDS": str(self.plan.inbox_shards),
             "CHAOS_LEDGER_URL": self.ledger.url,
             "WORKOS_WEBHOOK_SECRET": SECRET,
             "HOOKYARD_HOST": "127.0.0.1",
@@ -73,6 +88,8 @@ class Stack:
 
     def start(self) -> None:
         self.redis.start()
+        if self.cluster is not None:
+            self.cluster.start()
         self.ledger.start()
         self.start_receiver()
         self.processor = subprocess.Popen(
@@ -80,7 +97,7 @@ class Stack:
         )
         # Ready once both workers have swept (heartbeats) and the ingester holds the ingest lease: the first
         # events are then measured against a working stack, not against its start-up.
-        system = redis.Redis.from_url(self.redis.url, socket_timeout=5)
+        system = self.system()
         try:
             self._wait_for(lambda: self._processor_ready(system), "the worker processes")
         finally:
@@ -173,5 +190,7 @@ class Stack:
                     proc.kill()
                     proc.wait()
         self.redis.stop()
+        if self.cluster is not None:
+            self.cluster.stop()
         self.ledger.stop()
         self.log.close()

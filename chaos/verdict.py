@@ -66,9 +66,14 @@ def _checks(ev: Evidence, figures: list[HandlerFigures], phases: dict[str, Fault
     check("every fault's effect seen before its deadline", ", ".join(unobserved) or "all", "all", not unobserved)
     check("drained: every accepted event completed or dead-lettered", ev.drained, "True", ev.drained)
     check("deliveries given up by the sender", outcome.gave_up, "0", outcome.gave_up == 0)
+    # On a cluster acknowledging before replication (HOOKYARD_MIN_REPLICAS=0), a failover may take back what the
+    # lost primary had not yet passed on: measured and reported, not judged (docs/operations.md says so).
+    unreplicated = plan.store == "cluster" and plan.min_replicas == 0
+    for attr, label in (("lost", "lost"), ("doubled_bug", "doubled without a higher attempt")):
+        value = total(attr)
+        expected = "0" + (" (reported, not judged: MIN_REPLICAS=0)" if unreplicated else "")
+        check(label, value, expected, value == 0 or unreplicated)
     for attr, label in (
-        ("lost", "lost"),
-        ("doubled_bug", "doubled without a higher attempt"),
         ("stale_starts", "stale starts (a call started after a newer attempt of its event)"),
         ("misordered", "misordered (not flagged late)"),
         ("innocent_dead", "innocent dead letters"),

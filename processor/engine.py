@@ -2,7 +2,8 @@
 wake-ups, and the background loops (`processor.loops`) that a Dramatiq middleware starts with the worker.
 
 Dramatiq messages only say "look at these pairs now": losing one costs latency (the sweep re-sends it after
-the wake grace), doubling one costs a no-op claim. Correctness lives in Redis (processor/store.py).
+the wake grace), doubling one costs a no-op claim. Correctness lives in Redis (processor/store.py); the messages
+travel through the broker HOOKYARD_BROKER_URL names (processor/broker.py).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any
 
 import dramatiq
 import redis
-from dramatiq.brokers.redis import RedisBroker
 
+from processor.broker import build_broker
 from processor.handlers import Registry
 from processor.ingest import Ingester
 from processor.leases import LeaseKeeper
@@ -23,6 +24,7 @@ from processor.metrics import WorkerMetrics
 from processor.records import StoreTimings
 from processor.runner import Runner
 from processor.store import Store
+from processor.wakes import WakeSender
 from shared import keys
 from shared.clock import wall_ms
 from shared.errors import StoreUnavailable
@@ -55,13 +57,15 @@ class Engine:
         self.metrics = metrics
         self.clock_ms = clock_ms
         self.client = redis_client(settings.redis_url, WORKER_LOOPS)
+        #: For the ingesters' BLPOP on an idle inbox shard (a cluster client routes it to the shard's node itself).
+        self.blocking_client = (
+            self.client if settings.redis_cluster else redis.Redis(connection_pool=self.client.connection_pool)
+        )
         self.timings = StoreTimings.from_settings(settings)
         #: Store outages, said once per outage by every part of this process.
         self.outage = OutageLog("hookyard.engine")
         self.store = Store(self.client, self.timings)
-        self.broker = RedisBroker(  # type: ignore[no-untyped-call]
-            client=redis_client(settings.redis_url, WORKER_LOOPS), namespace=keys.WAKE_NAMESPACE, middleware=[]
-        )
+        self.broker = build_broker(settings.broker_url)
         self.actor: dramatiq.Actor[Any, Any] = dramatiq.Actor(
             self._run_pairs,
             broker=self.broker,
@@ -70,6 +74,8 @@ class Engine:
             priority=0,
             options={},
         )
+        #: Sends the wake-ups from a thread of its own: a broker outage never holds a loop or a runner.
+        self.wakes = WakeSender(self.actor, metrics=metrics)
         self.lease_keeper = LeaseKeeper(self.store, clock_ms, settings.lease_s, outage=self.outage)
         # The ingest lease outlives the client's socket timeout, so one slow admit is not a takeover.
         self.ingester = Ingester(
@@ -110,17 +116,11 @@ class Engine:
         for shard, pair_ids in by_shard.items():
             size = max(1, min(_MAX_PAIRS_PER_MESSAGE, -(-len(pair_ids) // threads)))
             for start in range(0, len(pair_ids), size):
-                try:
-                    self.actor.send(shard, pair_ids[start : start + size])
-                except redis.RedisError as exc:
-                    # The pairs stay reserved until the wake grace passes; then the sweep wakes them again.
-                    self.outage.failed("wake", exc)
-                    return
-                if self.metrics is not None:
-                    self.metrics.wakeups.labels(sender).inc()
+                self.wakes.submit(shard, pair_ids[start : start + size], sender)
 
     def close(self) -> None:
         self.loops.stop()
         self.runner.close()
+        self.wakes.close()
         self.broker.close()
         self.client.close()

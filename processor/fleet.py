@@ -44,7 +44,7 @@ def main() -> int:
     if settings.worker_metrics_port:
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
-        registry.register(BacklogCollector(client, wall_ms))
+        registry.register(BacklogCollector(client, wall_ms, broker_url=settings.broker_url))
         start_http_server(settings.worker_metrics_port, addr=settings.host, registry=registry)
     children = [ChildSpec("ingester", [sys.executable, "-m", "processor.worker", "--ingester"], env)]
     children += [

@@ -62,14 +62,11 @@ class Ingester:
         self.future_tolerance_ms = dict(future_tolerance_ms or {})
         self.token = uuid.uuid4().hex
 
-    def holds_lease(self) -> bool:
-        return self.store.inbox.hold_lease(self.token, self.lease_ms)
-
-    def ingest_once(self) -> IngestResult | None:
-        """Admit one batch if we hold the lease; None when another worker is the ingester."""
-        if not self.holds_lease():
+    def ingest_once(self, shard: int = 0) -> IngestResult | None:
+        """Admit one batch of an inbox shard if we hold its lease; None when another ingester holds it."""
+        if not self.store.inbox.hold_lease(self.token, self.lease_ms, shard):
             return None
-        messages = self.store.inbox.read(self.batch_size)
+        messages = self.store.inbox.read(self.batch_size, shard)
         if not messages:
             return IngestResult(0, 0, 0, 0, [])
         batch, poison = self._prepare(messages)
@@ -77,7 +74,7 @@ class Ingester:
         admitted = self.store.pairs.admit(batch, now) if batch else None
         fresh = admitted.fresh if admitted is not None else []
         wake = admitted.wake if admitted is not None else []
-        if not self.store.inbox.ack(self.token, len(messages), self.lease_ms):
+        if not self.store.inbox.ack(self.token, len(messages), self.lease_ms, shard):
             # Another ingester took over while we worked: it admits the same messages (idempotently) and trims.
             log.warning("ingest.lease_lost", batch=len(messages))
             return IngestResult(len(messages), 0, 0, 0, wake)

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import dramatiq
-import redis
 
+from processor.ingest_share import DEDICATED, STANDBY, IngestShare
 from processor.stats import describe_handler, worker_info
 from shared.errors import StoreUnavailable
 from shared.logging import get_logger
@@ -47,6 +47,8 @@ class ProcessorLoops(dramatiq.Middleware):
         self._exhausted = False
         self._letters_trimmed_at = 0.0
         self._handler_set: list[dict[str, Any]] | None = None
+        #: The inbox shards this process ingests (set when the loops start).
+        self.ingest_share: IngestShare | None = None
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self.start()
@@ -64,6 +66,11 @@ class ProcessorLoops(dramatiq.Middleware):
         """Start the loops: all three in a worker; only ingestion in the dedicated ingester process."""
         if self._threads:
             return
+        engine = self.engine
+        role = DEDICATED if ingest_only else STANDBY
+        self.ingest_share = IngestShare(
+            engine.store.inbox, role, engine.settings.inbox_shards, engine.clock_ms, engine.ingester.lease_ms
+        )
         loops: list[tuple[str, Callable[[threading.Event], None]]] = [("hookyard-ingest", self._ingest_loop)]
         if not ingest_only:
             loops += [
@@ -104,26 +111,56 @@ class ProcessorLoops(dramatiq.Middleware):
                 stop.wait(pause)
 
     def _ingest_loop(self, stop: threading.Event) -> None:
-        engine = self.engine
-        # BLPOP blocks a pooled connection for up to `idle_wait`, well inside the client's socket timeout.
-        blocking = redis.Redis(connection_pool=engine.client.connection_pool)
-        idle_wait = min(1.0, engine.settings.sweep_interval_s)
-        if stop.wait(self.ingest_delay_s):
+        """Start one ingest thread per inbox shard (more as receivers widen the inbox) and keep the roll fresh."""
+        share = self.ingest_share
+        if share is None or stop.wait(self.ingest_delay_s):
             return
+        shard_threads: dict[int, threading.Thread] = {}
 
         def step() -> float:
-            result = engine.ingester.ingest_once()
+            share.refresh()
+            for shard in range(share.width):
+                if shard not in shard_threads:
+                    thread = threading.Thread(
+                        target=self._ingest_shard, args=(shard, stop), name=f"hookyard-ingest-{shard}", daemon=True
+                    )
+                    thread.start()
+                    shard_threads[shard] = thread
+            return 1.0
+
+        self._guarded(step, stop)
+        for thread in shard_threads.values():
+            thread.join(timeout=15)
+
+    def _ingest_shard(self, shard: int, stop: threading.Event) -> None:
+        engine = self.engine
+        share = self.ingest_share
+        assert share is not None
+        inbox, token = engine.store.inbox, engine.ingester.token
+        idle_wait = min(1.0, engine.settings.sweep_interval_s)
+
+        def step() -> float:
+            share.refresh()
+            if not share.may_try(shard):
+                return idle_wait  # at our share: other ingesters hold the rest (we take over if one lapses)
+            result = engine.ingester.ingest_once(shard)
+            share.held(shard, result is not None)
             if result is None:
-                return idle_wait  # another worker is the ingester; take over if its lease lapses
+                return idle_wait  # another ingester holds this shard; take over if its lease lapses
             if result.wake:
                 engine.send_wake(result.wake, "ingest")
+            if share.over_share(shard):
+                inbox.release_lease(token, shard)  # another ingester arrived: hand this shard over
+                share.held(shard, False)
+                return idle_wait
             if result.read == 0:
-                engine.store.inbox.wait(idle_wait, blocking)
+                inbox.wait(idle_wait, engine.blocking_client, shard)
             return 0.0
 
         self._guarded(step, stop)
-        with contextlib.suppress(StoreUnavailable):  # if Redis is away, the lease lapses by itself
-            engine.store.inbox.release_lease(engine.ingester.token)
+        if shard in share.holding:
+            with contextlib.suppress(StoreUnavailable):  # if Redis is away, the lease lapses by itself
+                inbox.release_lease(token, shard)
 
     def sweep_once(self) -> int:
         """Heartbeat, then wake every pair that is due; returns how many pairs were woken."""
@@ -142,7 +179,7 @@ class ProcessorLoops(dramatiq.Middleware):
         # Backpressure: while plenty of wake-ups wait in Dramatiq's queue (threads busy with slow handlers),
         # sending more would only pile up no-op messages; due pairs stay due and are found next round.
         enough_queued = 4 * engine.settings.worker_threads * engine.settings.workers
-        if engine.store.upkeep.queued_wakeups() >= enough_queued:
+        if engine.wakes.queued() >= enough_queued:
             return 0
         wake = engine.store.upkeep.sweep(engine.clock_ms())
         if wake:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import redis
 
+from processor.broker import BrokerState, probe_broker
 from processor.cli.render import iso
 from processor.cli.scrape import Reading, merged_buckets, quantile, scrape
 from processor.stats import Snapshot, read_snapshot
@@ -46,8 +47,19 @@ def document(
         "poison": snapshot.poison,
         "workers_alive": snapshot.workers_alive,
         "abandoned_threads": snapshot.abandoned_threads,
+        "broker": _broker(probe_broker(settings.broker_url)),
         "handlers": handlers,
         "metrics": _metrics(url, after, reading, window, elapsed),
+    }
+
+
+def _broker(state: BrokerState) -> dict[str, Any]:
+    return {
+        "url": state.url,
+        "kind": state.kind,
+        "reachable": state.reachable,
+        "wakeups_queued": state.queued,
+        "error": state.error,
     }
 
 

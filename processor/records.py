@@ -39,10 +39,19 @@ class StoreTimings:
     retention_ms: int
     letter_retention_ms: int = 30 * 86_400_000
     letter_limit: int = 100_000
+    #: Replicas that must hold the writes a worker acts on (admissions before the inbox trim, a claim before
+    #: its handler call): HOOKYARD_MIN_REPLICAS.
+    min_replicas: int = 0
+
+    @property
+    def replica_wait_ms(self) -> int:
+        """How long a worker waits for those replicas before it gives up (and tries again later)."""
+        return max(100, min(self.lease_ms // 4, 5000))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StoreTimings:
         return cls.from_seconds(
+            min_replicas=settings.min_replicas,
             window_s=settings.reorder_window_s,
             grace_s=settings.wake_grace_s,
             lease_s=settings.lease_s,
@@ -63,6 +72,7 @@ class StoreTimings:
         retention_s: float,
         letter_retention_s: float = 30 * 86400.0,
         letter_limit: int = 100_000,
+        min_replicas: int = 0,
     ) -> StoreTimings:
         return cls(
             window_ms=int(window_s * 1000),
@@ -72,6 +82,7 @@ class StoreTimings:
             retention_ms=int(retention_s * 1000),
             letter_retention_ms=int(letter_retention_s * 1000),
             letter_limit=letter_limit,
+            min_replicas=min_replicas,
         )
 
     @property

@@ -17,6 +17,7 @@ import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from processor.broker import BrokerState, probe_broker
 from processor.discovery import ENTRY_POINT_GROUP
 from processor.handlers import HandlerSpec
 from shared import keys
@@ -74,9 +75,16 @@ def read_snapshot(client: redis.Redis, now_ms: int) -> Snapshot:
     pipe.hgetall(keys.WORKER_INFO)
     for shard in range(keys.SHARDS):
         pipe.hgetall(keys.stats_key(shard))
-    replies = pipe.execute()
+    pipe.get(keys.INBOX_WIDTH)
+    *replies, width = pipe.execute()
+    inbox = int(replies[0])
+    if int(width or 1) > 1:  # a sharded inbox: the other shards' lists (each in a slot of its own)
+        pipe = client.pipeline(transaction=False)
+        for shard in range(1, int(width)):
+            pipe.llen(keys.inbox_keys(shard).queue)
+        inbox += sum(int(n) for n in pipe.execute())
     alive = {_text(w) for w in replies[2]}
-    snapshot = Snapshot(inbox=int(replies[0]), poison=int(replies[1]), workers_alive=len(alive))
+    snapshot = Snapshot(inbox=inbox, poison=int(replies[1]), workers_alive=len(alive))
     for worker, info in replies[3].items():
         if _text(worker) in alive:
             published = snapshot.workers[_text(worker)] = parse_worker_info(info)
@@ -232,13 +240,16 @@ def _count(value: object) -> int:
 
 
 class BacklogCollector(Collector):
-    """Prometheus gauges computed from Redis at scrape time."""
+    """Prometheus gauges computed from Redis (and the wake-up broker at `broker_url`) at scrape time."""
 
-    def __init__(self, client: redis.Redis, clock_ms: Callable[[], int]) -> None:
+    def __init__(self, client: redis.Redis, clock_ms: Callable[[], int], broker_url: str | None = None) -> None:
         self.client = client
         self.clock_ms = clock_ms
+        self.broker_url = broker_url
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        if self.broker_url is not None:
+            yield from _broker_gauges(probe_broker(self.broker_url))
         up = GaugeMetricFamily("hookyard_store_up", "1 when Redis answered this scrape.")
         try:
             now = self.clock_ms()
@@ -288,3 +299,13 @@ class BacklogCollector(Collector):
             age = 0.0 if backlog.oldest_pending_ms is None else max(0.0, (now - backlog.oldest_pending_ms) / 1000)
             oldest.add_metric([handler], age)
         yield from (pending, dead, skipped, oldest, expired)
+
+
+def _broker_gauges(state: BrokerState) -> Iterator[GaugeMetricFamily]:
+    up = GaugeMetricFamily("hookyard_broker_up", "1 when the wake-up broker answered this scrape.")
+    up.add_metric([], 1 if state.reachable else 0)
+    yield up
+    if state.queued is not None:
+        queued = GaugeMetricFamily("hookyard_wakeups_queued", "Wake-up messages waiting in the broker's queue.")
+        queued.add_metric([], state.queued)
+        yield queued

@@ -16,7 +16,7 @@ from typing import Final
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from receiver.inbox_connection import InboxConnection
+from receiver.inbox_connection import InboxConnection, NotEnoughReplicas
 from receiver.metrics import ReceiverMetrics
 from shared.errors import StoreUnavailable
 from shared.logging import get_logger
@@ -27,6 +27,9 @@ __all__ = ["MAX_BATCH_BYTES", "MAX_BATCH_MESSAGES", "InboxWriter"]
 #: Bounds on one write: a huge batch would hold Redis (single-threaded) busy and delay every other client.
 MAX_BATCH_MESSAGES: Final = 512
 MAX_BATCH_BYTES: Final = 4 << 20
+#: WAIT is told to return this long before the first request of its batch gives up, so that request hears the
+#: answer: Redis checks a blocked WAIT's timeout in its 100 ms cron (hz 10), so it may answer up to that late.
+_WAIT_MARGIN_S: Final = 0.15
 
 # A logger is fetched where it is used: one bound at import would keep the logging setup of import time.
 _LOGGER = "hookyard.receiver.inbox"
@@ -51,11 +54,13 @@ class InboxWriter:
         redis: Redis,
         *,
         timeout_s: float,
+        shard: int = 0,
+        min_replicas: int = 0,
         metrics: ReceiverMetrics | None = None,
         max_batch_messages: int = MAX_BATCH_MESSAGES,
         max_batch_bytes: int = MAX_BATCH_BYTES,
     ) -> None:
-        self._connection = InboxConnection(redis)
+        self._connection = InboxConnection(redis, shard, min_replicas=min_replicas)
         self._timeout_s = timeout_s
         self._metrics = metrics
         self._max_batch_messages = max_batch_messages
@@ -69,8 +74,8 @@ class InboxWriter:
         self._closed = False
         self._outage = OutageLog(_LOGGER)  # logs an outage once when it starts and once when it ends
 
-    async def append(self, message: bytes) -> None:
-        """Store `message` at the tail of the inbox.
+    async def append(self, message: bytes, source: str = "", event_id: str = "") -> None:
+        """Store `message` at the tail of the inbox (`source` and `event_id` choose a shard of a sharded inbox).
 
         Raises `StoreUnavailable` when Redis fails or does not confirm within the timeout. A timed-out write
         may still land later: the sender retries the delivery and the processor drops the duplicate by id.
@@ -166,8 +171,17 @@ class InboxWriter:
             try:
                 # Past the newest deadline in the batch nobody waits for this write any more.
                 async with asyncio.timeout_at(batch[-1].deadline):
-                    await self._connection.append([entry.message for entry in batch])
-            except (RedisError, OSError, TimeoutError) as exc:
+                    # WAIT (with min_replicas) answers by the first request's deadline, so it gets an answer too.
+                    answer_by = batch[0].deadline - min(_WAIT_MARGIN_S, self._timeout_s / 4)
+                    await self._connection.append([entry.message for entry in batch], answer_by)
+            except NotEnoughReplicas as exc:
+                # Stored on the primary but not yet safe from its loss: 503, and the sender's retry is a duplicate
+                # the processor drops by event id. Said once per outage, like a Redis failure.
+                self._outage.failed("inbox_replicas", exc)
+                for entry in batch:
+                    _fail(entry, str(exc))
+                return
+            except (RedisError, OSError, TimeoutError, StoreUnavailable) as exc:
                 self._outage.failed("inbox", exc)  # one line per outage, not per batch
                 for entry in batch:
                     _fail(entry, f"redis write failed: {type(exc).__name__}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from receiver.inbox import InboxWriter
+from receiver.inbox_shards import ShardedInbox
 from receiver.metrics import ReceiverMetrics
 from shared.redis_clients import async_redis_client, receiver_hot_path
 from shared.settings import Settings
@@ -22,12 +23,29 @@ class ReceiverState:
         self.settings = settings
         self.metrics = ReceiverMetrics(settings.sources)
         self.redis: Redis | None = None
-        self.inbox: InboxWriter | None = None
+        self.inbox: InboxWriter | ShardedInbox | None = None
 
     async def open(self) -> None:
         """Create the client and the writer; connects lazily, so a Redis that is down now only delays 200s."""
         self.redis = async_redis_client(self.settings.redis_url, receiver_hot_path(self.settings.enqueue_timeout_s))
-        self.inbox = InboxWriter(self.redis, timeout_s=self.settings.enqueue_timeout_s, metrics=self.metrics)
+        settings = self.settings
+        if settings.inbox_shards == 1:
+            self.inbox = InboxWriter(
+                self.redis,
+                timeout_s=settings.enqueue_timeout_s,
+                min_replicas=settings.min_replicas,
+                metrics=self.metrics,
+            )
+        else:
+            sharded = ShardedInbox(
+                self.redis,
+                shards=settings.inbox_shards,
+                timeout_s=settings.enqueue_timeout_s,
+                min_replicas=settings.min_replicas,
+                metrics=self.metrics,
+            )
+            sharded.start()
+            self.inbox = sharded
 
     async def close(self) -> None:
         """Settle every pending append, then close the client."""

@@ -173,7 +173,7 @@ class WebhookEndpoint:
         try:
             if inbox is None:
                 raise StoreUnavailable("the receiver is not started")
-            await inbox.append(message_bytes)
+            await inbox.append(message_bytes, source.name, event_id)
         except StoreUnavailable:
             await _answer(send, record, "store_unavailable", 503, _STORE_UNAVAILABLE, _RETRY_AFTER)
             return

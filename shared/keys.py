@@ -2,7 +2,8 @@
 
 Keys are grouped in shards by a hash tag (`{hy:N}`): all keys of one (source, ordering key) — the pair queues,
 their state and the shard's due index — share a tag, so every atomic multi-key step touches one hash slot and the
-state store can move to Redis Cluster. The inbox and its lease share the `{hy:inbox}` tag.
+state store can move to Redis Cluster. Each inbox shard (its list, wake hint and ingest lease) has a tag of its own,
+so shards spread over a cluster's primaries; shard 0 keeps the single-inbox names (`{hy:inbox}`).
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import zlib
 __all__ = [
     "CONSOLE_HISTORY",
     "INBOX",
+    "INBOX_INGESTERS",
     "INBOX_LEASE",
     "INBOX_POISON",
+    "INBOX_SHARDS_MAX",
     "INBOX_WAKE",
+    "INBOX_WIDTH",
     "SHARDS",
     "WAKE_NAMESPACE",
     "WAKE_QUEUE",
@@ -24,12 +28,15 @@ __all__ = [
     "WORKER_INFO",
     "DeadLetterKeys",
     "EventKeys",
+    "InboxKeys",
     "PairKeys",
     "backlog_key",
     "console_sample_key",
     "due_key",
     "event_keys",
     "event_shard",
+    "inbox_keys",
+    "inbox_shard",
     "pair_id",
     "pair_keys",
     "pair_shard",
@@ -45,12 +52,42 @@ INBOX = "{hy:inbox}:q"
 INBOX_WAKE = "{hy:inbox}:wake"
 INBOX_LEASE = "{hy:inbox}:lease"
 INBOX_POISON = "{hy:inbox}:poison"  # messages that cannot be decoded, kept for inspection
+#: The most inbox shards any receiver has written to (ingesters drain that many, whatever their own setting).
+INBOX_WIDTH = "{hy:inbox}:width"
+INBOX_INGESTERS = "{hy:inbox}:ingesters"  # zset "<role>:<host>:<pid>" -> last seen (ms): who shares the shards
+INBOX_SHARDS_MAX = 64
 WORKERS = "{hy:workers}"  # zset "<host>:<pid>" -> last heartbeat (ms), written by every worker's sweep
 # Dramatiq's Redis broker keeps the wake-up queue under its namespace: the list of message ids it holds.
 WAKE_NAMESPACE = "hookyard-dramatiq"
 WAKE_QUEUE_NAME = "hookyard"
 WAKE_QUEUE = f"{WAKE_NAMESPACE}:{WAKE_QUEUE_NAME}"
 WORKER_INFO = "{hy:workers}:info"  # hash "<host>:<pid>" -> JSON counters the worker publishes with its heartbeat
+
+
+class InboxKeys:
+    """Keys of one inbox shard: the list the receiver appends to, its wake hint and its ingest lease."""
+
+    __slots__ = ("lease", "queue", "shard", "wake")
+
+    def __init__(self, shard: int) -> None:
+        tag = "{hy:inbox}" if shard == 0 else f"{{hy:inbox:{shard}}}"
+        self.shard = shard
+        self.queue = f"{tag}:q"
+        self.wake = f"{tag}:wake"
+        self.lease = f"{tag}:lease"
+
+
+def inbox_shard(source: str, event_id: str, shards: int) -> int:
+    """The inbox shard every copy of one event goes to (webhook redeliveries and Events API copies alike): copies
+    of one event id stay in one list, in the order they were received, so the first received is the first admitted
+    (its body is the one that stands)."""
+    return zlib.crc32(f"{source}\x00{event_id}".encode()) % shards
+
+
+def inbox_keys(shard: int) -> InboxKeys:
+    if not 0 <= shard < INBOX_SHARDS_MAX:
+        raise ValueError(f"inbox shard {shard} out of range")
+    return InboxKeys(shard)
 
 
 def shard_tag(shard: int) -> str:

@@ -1,5 +1,5 @@
-"""Redis outages said once: one warning when the store stops answering, one line with the outage's length when it
-answers again — instead of a warning from every loop and every call while it lasts."""
+"""Outages said once: one warning when the store (or the wake-up broker) stops answering, one line with the
+outage's length when it answers again — instead of a warning from every loop and every call while it lasts."""
 
 from __future__ import annotations
 
@@ -15,8 +15,11 @@ __all__ = ["OutageLog"]
 class OutageLog:
     """Shared by every loop and thread of one process; thread-safe."""
 
-    def __init__(self, logger: str, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, logger: str, clock: Callable[[], float] = time.monotonic, *, subject: str = "store") -> None:
         self._logger = logger
+        # The two events name what is unavailable: `store.unavailable`, `broker.available_again`.
+        self._down_event = subject + ".unavailable"
+        self._up_event = subject + ".available_again"
         self._clock = clock
         self._lock = threading.Lock()
         self._since: float | None = None
@@ -27,13 +30,13 @@ class OutageLog:
         return self._since is not None
 
     def failed(self, where: str, error: BaseException) -> None:
-        """A call failed because the store is unavailable; says so only for the first failure of an outage."""
+        """A call failed because the subject is unavailable; says so only for the first failure of an outage."""
         with self._lock:
             self._failures += 1
             if self._since is not None:
                 return
             self._since = self._clock()
-        get_logger(self._logger).warning("store.unavailable", where=where, error=str(error)[:200])
+        get_logger(self._logger).warning(self._down_event, where=where, error=str(error)[:200])
 
     def recovered(self) -> None:
         """A call succeeded; if an outage was on, says how long it lasted."""
@@ -44,4 +47,4 @@ class OutageLog:
                 return
             down_s, failures = self._clock() - self._since, self._failures
             self._since, self._failures = None, 0
-        get_logger(self._logger).warning("store.available_again", down_s=round(down_s, 1), failed_calls=failures)
+        get_logger(self._logger).warning(self._up_event, down_s=round(down_s, 1), failed_calls=failures)

@@ -1,5 +1,11 @@
 """Every Redis client Hookyard opens, built by one factory from a named policy of timeouts.
 
+`REDIS_URL` may name one server (`redis://`, `rediss://`, `unix://`) or a Redis Cluster by its seed nodes
+(`redis+cluster://[user:password@]host:port[,host:port…]`, `rediss+cluster://…` for TLS): the factories then build
+redis-py's own cluster clients, which follow `MOVED`/`ASK` redirections and refresh the slot map themselves (a
+redirection means the command did not run, so following it is safe). The cluster client is typed as the plain
+client: Hookyard uses only commands and pipelines both implement, and the suite runs against both.
+
 No policy retries a command by itself: a command whose reply was lost may already have run, so a silent retry
 could store an event twice (the receiver's RPUSH) or repeat a step (the workers' scripts). Each caller retries
 at a level where it can see it happen instead: the sender re-delivers after a 503, the worker loops and the
@@ -13,19 +19,28 @@ sweep go round again, an operator re-runs a CLI verb.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, cast
+from urllib.parse import unquote, urlsplit
 
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
 import redis.asyncio.retry
+import redis.cluster
 import redis.retry
 from redis.backoff import NoBackoff
+
+from shared.errors import ConfigError
+from shared.settings import CLUSTER_SCHEMES
 
 __all__ = [
     "OPERATOR",
     "WORKER_LOOPS",
     "ClientPolicy",
+    "ClusterAddress",
     "async_redis_client",
+    "cluster_address",
+    "is_cluster",
     "receiver_hot_path",
     "redact_url",
     "redis_client",
@@ -77,28 +92,84 @@ WORKER_LOOPS: Final = ClientPolicy(
 OPERATOR: Final = ClientPolicy(name="operator", socket_timeout_s=3.0, connect_timeout_s=3.0)
 
 
+@dataclass(frozen=True, slots=True)
+class ClusterAddress:
+    """A cluster URL taken apart: its seed nodes and the credentials every node shares."""
+
+    seeds: tuple[tuple[str, int], ...]
+    username: str | None
+    password: str | None
+    tls: bool
+
+
+def is_cluster(url: str) -> bool:
+    return url.startswith(CLUSTER_SCHEMES)
+
+
+def cluster_address(url: str) -> ClusterAddress:
+    """Parse `redis+cluster://[user:password@]host:port[,host:port…][/]`; raises `ConfigError` when malformed."""
+    scheme, _, rest = url.partition("://")
+    if scheme + "://" not in CLUSTER_SCHEMES:
+        raise ConfigError("REDIS_URL", "not a cluster URL (redis+cluster://host:port,…)")
+    credentials, _, hosts = rest.rpartition("@")
+    hosts = hosts.split("/", 1)[0].split("?", 1)[0]
+    seeds: list[tuple[str, int]] = []
+    for part in hosts.split(","):
+        parsed = urlsplit(f"//{part.strip()}")
+        if not parsed.hostname:
+            raise ConfigError("REDIS_URL", f"cluster seed {part.strip()!r} is not host:port")
+        try:
+            seeds.append((parsed.hostname, parsed.port or 6379))
+        except ValueError:
+            raise ConfigError("REDIS_URL", f"cluster seed {part.strip()!r} has a bad port") from None
+    username, _, password = credentials.partition(":") if credentials else ("", "", "")
+    return ClusterAddress(
+        seeds=tuple(seeds),
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+        tls=scheme == "rediss+cluster",
+    )
+
+
+def _timeouts(policy: ClientPolicy) -> dict[str, Any]:
+    return {
+        "socket_timeout": policy.socket_timeout_s,
+        "socket_connect_timeout": policy.connect_timeout_s,
+        "socket_keepalive": policy.keepalive,
+        "health_check_interval": policy.health_check_interval_s,
+    }
+
+
+def _cluster_options(url: str, policy: ClientPolicy) -> dict[str, Any]:
+    address = cluster_address(url)
+    return {
+        "username": address.username,
+        "password": address.password,
+        "ssl": address.tls,
+        **_timeouts(policy),
+        # Slots of a primary that is failing over fail alone; the others keep working.
+        "require_full_coverage": False,
+    }
+
+
 def redis_client(url: str, policy: ClientPolicy) -> redis.Redis:
     """A blocking client for `url` under `policy`; it connects lazily, on first use."""
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=policy.socket_timeout_s,
-        socket_connect_timeout=policy.connect_timeout_s,
-        socket_keepalive=policy.keepalive,
-        health_check_interval=policy.health_check_interval_s,
-        retry=redis.retry.Retry(NoBackoff(), 0),
-    )
+    retry = redis.retry.Retry(NoBackoff(), 0)
+    if is_cluster(url):
+        seeds = [redis.cluster.ClusterNode(host, port) for host, port in cluster_address(url).seeds]  # type: ignore[no-untyped-call]
+        cluster = redis.cluster.RedisCluster(startup_nodes=seeds, retry=retry, **_cluster_options(url, policy))
+        return cast(redis.Redis, cluster)
+    return redis.Redis.from_url(url, retry=retry, **_timeouts(policy))
 
 
 def async_redis_client(url: str, policy: ClientPolicy) -> redis.asyncio.Redis:
     """An asyncio client for `url` under `policy`; it connects lazily, on first use."""
-    return redis.asyncio.Redis.from_url(
-        url,
-        socket_timeout=policy.socket_timeout_s,
-        socket_connect_timeout=policy.connect_timeout_s,
-        socket_keepalive=policy.keepalive,
-        health_check_interval=policy.health_check_interval_s,
-        retry=redis.asyncio.retry.Retry(NoBackoff(), 0),
-    )
+    retry = redis.asyncio.retry.Retry(NoBackoff(), 0)
+    if is_cluster(url):
+        seeds = [redis.asyncio.cluster.ClusterNode(host, port) for host, port in cluster_address(url).seeds]
+        cluster = redis.asyncio.cluster.RedisCluster(startup_nodes=seeds, retry=retry, **_cluster_options(url, policy))
+        return cast(redis.asyncio.Redis, cluster)
+    return redis.asyncio.Redis.from_url(url, retry=retry, **_timeouts(policy))
 
 
 def unreachable(url: str, policy: ClientPolicy = OPERATOR) -> str | None:

@@ -16,9 +16,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from shared.errors import ConfigError
+from shared.keys import INBOX_SHARDS_MAX
 
 __all__ = [
+    "CLUSTER_SCHEMES",
     "DEFAULT_SOURCE",
+    "STORE_URL_SCHEMES",
     "Secret",
     "Settings",
     "SourceConfig",
@@ -27,6 +30,8 @@ __all__ = [
 ]
 
 DEFAULT_SOURCE = "workos"
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+STORE_URL_SCHEMES = ("redis://", "rediss://", "unix://", *CLUSTER_SCHEMES)
 _SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -167,12 +172,18 @@ class Settings:
 
     redis_url: str
     sources: Mapping[str, SourceConfig]
+    #: Where the workers' wake-up messages go (HOOKYARD_BROKER_URL): a Redis or a RabbitMQ; the store by default.
+    broker_url: str = ""
     # receiver
     host: str = "127.0.0.1"
     port: int = 8000
     ops_port: int | None = None
     max_body_bytes: int = 1024 * 1024
     enqueue_timeout_s: float = 2.0
+    #: Replicas that must hold an append before it is acknowledged (Redis WAIT); 0 acknowledges on the primary.
+    min_replicas: int = 0
+    #: Inbox lists the receiver spreads appends over, each with its own ingest lease (and hash slot).
+    inbox_shards: int = 1
     # processor
     workers: int = 1
     worker_threads: int = 8
@@ -201,6 +212,10 @@ class Settings:
     log_format: str = "auto"
     data_dir: str = ".hookyard"
 
+    def __post_init__(self) -> None:
+        if not self.broker_url:  # built without one (tests, tools): the wake-ups share the store (cluster: none)
+            object.__setattr__(self, "broker_url", self.redis_url)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, require_secret: bool = True) -> Settings:
         """Build settings from an environment mapping; raises `ConfigError` naming the first bad setting."""
@@ -208,9 +223,13 @@ class Settings:
         redis_url = read.text("REDIS_URL", "")
         if not redis_url:
             raise ConfigError("REDIS_URL", "not set (e.g. redis://127.0.0.1:6379/0); `hookyard dev` starts one")
-        if not redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError("REDIS_URL", "must start with redis://, rediss:// or unix://")
+        if not redis_url.startswith(STORE_URL_SCHEMES):
+            raise ConfigError(
+                "REDIS_URL",
+                "must start with redis://, rediss://, unix:// or (a cluster) redis+cluster://, rediss+cluster://",
+            )
         sources = _read_sources(read, require_secret=require_secret)
+        broker_url = _read_broker_url(read, redis_url)
         ops_port = read.integer("HOOKYARD_OPS_PORT", 0, maximum=65535)
         port = read.integer("HOOKYARD_PORT", 8000, minimum=0, maximum=65535)
         if ops_port and ops_port == port:
@@ -225,11 +244,14 @@ class Settings:
         settings = cls(
             redis_url=redis_url,
             sources=sources,
+            broker_url=broker_url,
             host=read.text("HOOKYARD_HOST", "127.0.0.1"),
             port=port,
             ops_port=ops_port or None,
             max_body_bytes=read.integer("HOOKYARD_MAX_BODY_BYTES", 1024 * 1024, minimum=1024, maximum=64 << 20),
             enqueue_timeout_s=read.duration("HOOKYARD_ENQUEUE_TIMEOUT", 2.0, minimum=0.01),
+            min_replicas=read.integer("HOOKYARD_MIN_REPLICAS", 0, maximum=16),
+            inbox_shards=read.integer("HOOKYARD_INBOX_SHARDS", 1, minimum=1, maximum=INBOX_SHARDS_MAX),
             workers=read.integer("HOOKYARD_WORKERS", 1, minimum=1, maximum=256),
             worker_threads=threads,
             handler_modules=read.csv("HOOKYARD_HANDLERS"),
@@ -259,6 +281,11 @@ class Settings:
         )
         read.warn_unknown()  # once everything was read: the names read are the names known
         return settings
+
+    @property
+    def redis_cluster(self) -> bool:
+        """True when REDIS_URL names a Redis Cluster (its seed nodes) rather than one server."""
+        return self.redis_url.startswith(CLUSTER_SCHEMES)
 
     @property
     def lease_s(self) -> float:
@@ -301,6 +328,27 @@ def _redaction_paths(read: _Reader) -> tuple[str, ...]:
         if not _REDACT_PATH.match(path):
             raise ConfigError("HOOKYARD_CONSOLE_REDACT", f"{path!r} is not a dotted path such as data.emails")
     return paths
+
+
+_BROKER_SCHEMES = ("redis://", "rediss://", "unix://", "amqp://", "amqps://")
+
+
+def _read_broker_url(read: _Reader, redis_url: str) -> str:
+    # Wake-ups are hints (a lost one costs latency until the sweep re-sends it), so they may travel through a
+    # broker of their own. By default they share the store's Redis.
+    broker_url = read.text("HOOKYARD_BROKER_URL", "")
+    if not broker_url:
+        # The one place that decides whether the store can carry the wake-ups too: Dramatiq's Redis broker does
+        # not run on a cluster (its scripts span keys in many slots, dramatiq#682).
+        if redis_url.startswith(CLUSTER_SCHEMES):
+            raise ConfigError(
+                "HOOKYARD_BROKER_URL",
+                "must be set when REDIS_URL is a cluster: wake-ups need a plain Redis (redis://) or RabbitMQ (amqp://)",
+            )
+        return redis_url
+    if not broker_url.startswith(_BROKER_SCHEMES):
+        raise ConfigError("HOOKYARD_BROKER_URL", "must start with " + ", ".join(_BROKER_SCHEMES))
+    return broker_url
 
 
 def _read_sources(read: _Reader, *, require_secret: bool) -> dict[str, SourceConfig]:

@@ -8,7 +8,6 @@ the servers do, so a bad value is reported the same way (exit 2, naming the sett
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import sys
@@ -69,7 +68,8 @@ def settings_maybe_redis(environ: Mapping[str, str]) -> tuple[Settings, bool]:
     url = dev_redis_url(Path(settings.data_dir))
     if url is None:
         return settings, False
-    return dataclasses.replace(settings, redis_url=url), True
+    # Built again rather than replaced: the settings that default to REDIS_URL (HOOKYARD_BROKER_URL) follow it.
+    return Settings.from_env({**with_dev_addresses(environ), "REDIS_URL": url}, require_secret=False), True
 
 
 def settings_without_redis(environ: Mapping[str, str]) -> Settings:

@@ -13,15 +13,18 @@ from typing import Any, Literal
 
 import redis
 
+from processor.broker import probe_broker
 from processor.cli.arguments import Verbs
 from processor.cli.context import connect, load_registry, redis_trouble, settings_for_redis, without_password
 from processor.cli.devstate import SECRET_FILE, saved_secret
 from processor.cli.handler_sets import LiveHandlers, read_live_handlers
+from processor.cli.mirror import configured_mirror_url, mirror_revision
 from processor.cli.render import Marks, age, iso, print_json, say
+from processor.mirror.migrate import head_revision
 from processor.stats import ALIVE_MS, read_snapshot
 from shared.clock import wall_ms
 from shared.durability import CONFIG_NAMES, Durability, assess_durability
-from shared.errors import RegistrationError
+from shared.errors import HookyardError, RegistrationError
 from shared.settings import Settings
 
 __all__ = ["add_parser"]
@@ -36,7 +39,9 @@ def add_parser(verbs: Verbs) -> None:
             "shown, never the secret), Redis answers, runs with appendonly yes and maxmemory-policy "
             "noeviction, its clock agrees with this machine's (a warning above 1 s), the live workers loaded "
             "one and the same handler set (a warning when they differ: a rolling deploy; with no live worker, "
-            "every handler module imports here), and workers are alive. One line per check (✓ ok, ! warning, "
+            "every handler module imports here), workers are alive, the wake-up broker answers, and the WorkOS "
+            "mirror's database (when one is configured) answers and is migrated. One line per check (✓ ok, "
+            "! warning, "
             "✗ failure, - skipped) with a hint. Exits 0 when nothing failed, 1 otherwise; warnings do not fail."
         ),
     )
@@ -60,8 +65,19 @@ def _run(args: argparse.Namespace, environ: dict[str, str]) -> int:
                 check_eviction(client, info),
                 check_clock(client),
             ]
+            if settings.redis_cluster:
+                from processor.cli.doctor_cluster import check_cluster  # it builds on this module's Check
+
+                found.append(check_cluster(client, settings))
         found.append(check_handlers(settings, read_live_handlers(client, now_ms) if info is not None else None))
         found.append(check_workers(client, now_ms) if info is not None else Check("workers", "skip", unreachable))
+    if settings.broker_url == settings.redis_url and info is None:
+        found.append(Check("broker", "skip", unreachable))  # the same Redis: asking again would only wait again
+    else:
+        found.append(check_broker(settings))
+    mirror_url = configured_mirror_url(settings)
+    if mirror_url is not None:
+        found.append(check_mirror(mirror_url))
     ok = not any(check.status == "fail" for check in found)
     if args.json:
         print_json(
@@ -219,6 +235,24 @@ def check_handlers(settings: Settings, live: LiveHandlers | None) -> Check:
     return Check("handlers", "ok", f"{len(names)} import: {', '.join(names)}")
 
 
+def check_mirror(url: str) -> Check:
+    """The WorkOS mirror's database answers and is migrated to the revision this code writes."""
+    shown = without_password(url)
+    try:
+        current = mirror_revision(url)
+    except HookyardError as exc:
+        return Check("mirror", "fail", str(exc), "is the database up, and HOOKYARD_MIRROR_URL right?")
+    head = head_revision()
+    if current == head:
+        return Check("mirror", "ok", f"{shown} at revision {head}")
+    return Check(
+        "mirror",
+        "fail",
+        f"{shown} is at revision {current or 'none'}, this Hookyard writes {head}: the mirror's writes fail",
+        "run `hookyard mirror migrate`",
+    )
+
+
 def _workers(count: int) -> str:
     return f"{count} live worker{'s' if count != 1 else ''}"
 
@@ -243,6 +277,21 @@ def check_workers(client: redis.Redis, now_ms: int) -> Check:
         "fail",
         f"no worker swept in the last {ALIVE_MS // 1000} s: events wait in Redis",
         "start them: `hookyard worker` (or `make run` locally)",
+    )
+
+
+def check_broker(settings: Settings) -> Check:
+    """The wake-up broker answers: without it nothing is lost, but no handler runs until it is back."""
+    state = probe_broker(settings.broker_url)
+    where = "the store's Redis" if settings.broker_url == settings.redis_url else f"{state.kind} at {state.url}"
+    if state.reachable:
+        queued = f"{state.queued} wake-up{'s' if state.queued != 1 else ''} queued"
+        return Check("broker", "ok", f"{where} answered in {state.elapsed_ms:.1f} ms, {queued}")
+    return Check(
+        "broker",
+        "fail",
+        f"{where} did not answer ({state.error}): events are kept, but no handler runs until it does",
+        "start the broker or fix HOOKYARD_BROKER_URL (docs/operations.md, The wake-up broker)",
     )
 
 

@@ -7,7 +7,6 @@ import argparse
 import logging
 from pathlib import Path
 
-import sqlalchemy as sa
 from alembic.util.exc import CommandError
 from sqlalchemy.exc import DBAPIError
 
@@ -19,7 +18,15 @@ from processor.mirror.status import mirror_engine
 from shared.errors import ConfigError, HookyardError
 from shared.settings import Settings
 
-__all__ = ["DEV_MIRROR_FILE", "add_parser", "dev_mirror_url", "migrate_mirror", "mirror_url_for", "open_mirror"]
+__all__ = [
+    "DEV_MIRROR_FILE",
+    "add_parser",
+    "configured_mirror_url",
+    "dev_mirror_url",
+    "migrate_mirror",
+    "mirror_revision",
+    "mirror_url_for",
+]
 
 #: The mirror `hookyard dev` keeps when HOOKYARD_MIRROR_URL is not set, in its data directory.
 DEV_MIRROR_FILE = "mirror.sqlite3"
@@ -58,16 +65,35 @@ def dev_mirror_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / DEV_MIRROR_FILE).absolute()}"
 
 
-def mirror_url_for(settings: Settings) -> str:
-    """HOOKYARD_MIRROR_URL, or the mirror of a `hookyard dev` on the same data directory."""
+def configured_mirror_url(settings: Settings) -> str | None:
+    """HOOKYARD_MIRROR_URL, or the mirror of a `hookyard dev` on the same data directory, or None."""
     if settings.mirror_url:
         return settings.mirror_url
-    dev_file = Path(settings.data_dir) / DEV_MIRROR_FILE
-    if dev_file.exists():
+    if (Path(settings.data_dir) / DEV_MIRROR_FILE).exists():
         return dev_mirror_url(Path(settings.data_dir))
-    raise ConfigError(
-        "HOOKYARD_MIRROR_URL", f"not set (e.g. postgresql+psycopg://host/db), and no dev mirror in {dev_file}"
-    )
+    return None
+
+
+def mirror_url_for(settings: Settings) -> str:
+    """`configured_mirror_url`, or a configuration error naming the setting."""
+    url = configured_mirror_url(settings)
+    if url is None:
+        dev_file = Path(settings.data_dir) / DEV_MIRROR_FILE
+        raise ConfigError(
+            "HOOKYARD_MIRROR_URL", f"not set (e.g. postgresql+psycopg://host/db), and no dev mirror in {dev_file}"
+        )
+    return url
+
+
+def mirror_revision(url: str) -> str | None:
+    """The revision the mirror's database is at (None: never migrated); `HookyardError` when it does not answer."""
+    engine = mirror_engine(url)
+    try:
+        return migrate.current_revision(engine)
+    except DBAPIError as exc:
+        raise HookyardError(f"the mirror database at {without_password(url)} did not answer: {_reason(exc)}") from None
+    finally:
+        engine.dispose()
 
 
 def migrate_mirror(url: str, revision: str = "head") -> tuple[str | None, str | None]:
@@ -89,7 +115,3 @@ def migrate_mirror(url: str, revision: str = "head") -> tuple[str | None, str | 
 
 def _reason(exc: DBAPIError) -> str:
     return " ".join(str(exc.orig).split())[:300] if exc.orig is not None else type(exc).__name__
-
-
-def open_mirror(settings: Settings) -> sa.Engine:
-    return mirror_engine(mirror_url_for(settings))

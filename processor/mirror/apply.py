@@ -22,7 +22,7 @@ from processor.mirror.schema import (
     organizations,
     users,
 )
-from processor.mirror.writes import Stamp, note_event, note_state, put, stub, tombstone
+from processor.mirror.writes import Stamp, lock, note_event, note_state, put, stub, tombstone
 
 __all__ = ["KNOWN_TYPES", "apply_event"]
 
@@ -137,7 +137,9 @@ def _directory(conn: sa.Connection, event: Event, stamp: Stamp) -> None:
     put(conn, directories, {"id": dir_id}, values, stamp)
     note_state(conn, directories, dir_id, values["state"], stamp)
     if event.type == "dsync.deleted":
-        # WorkOS sends dsync.deleted alone: the directory's users, groups and memberships go with it.
+        # WorkOS sends dsync.deleted alone: the directory's users, groups and memberships go with it. The
+        # directory's row lock orders this against any child being written at the same time.
+        lock(conn, directories, {"id": dir_id})
         for table in (directories, directory_users, directory_groups, directory_memberships):
             column = table.c.id if table is directories else table.c.directory_id
             tombstone(conn, table, column == dir_id, stamp.issued_at)
@@ -150,6 +152,10 @@ def _in_directory(conn: sa.Connection, data: dict[str, Any], event: Event) -> st
     org_id = p.optional_text(data, "organization_id")
     _org_stub(conn, org_id)
     stub(conn, directories, {"id": dir_id}, {"organization_id": org_id})
+    # Held to the end of the transaction, as dsync.deleted holds it: a child written while its directory is
+    # being deleted then either is seen by the cascade or sees the deletion (PostgreSQL; SQLite writes one at
+    # a time anyway).
+    lock(conn, directories, {"id": dir_id})
     return dir_id
 
 

@@ -51,7 +51,11 @@ class OrganizationStatus:
 
 def mirror_engine(url: str) -> sqlalchemy.Engine:
     """An engine for the mirror database at `url` (a SQLAlchemy URL, e.g. `postgresql+psycopg://...`)."""
-    return sqlalchemy.create_engine(url, pool_pre_ping=True)
+    options: dict[str, Any] = {}
+    if sqlalchemy.make_url(url).get_backend_name() == "postgresql":
+        # An unreachable server fails a write (retried) or a verb in seconds rather than hanging it.
+        options["connect_args"] = {"connect_timeout": 10}
+    return sqlalchemy.create_engine(url, pool_pre_ping=True, **options)
 
 
 def organization_statuses(

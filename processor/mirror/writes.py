@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from processor.mirror.schema import state_changes
 from processor.mirror.versions import NO_VERSION, version_of
 
-__all__ = ["Stamp", "note_event", "note_state", "put", "stub", "tombstone"]
+__all__ = ["Stamp", "lock", "note_event", "note_state", "put", "stub", "tombstone"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +73,11 @@ def stub(conn: sa.Connection, table: sa.Table, key: Mapping[str, str], parent: M
     for name, value in parent.items():
         if value is not None:
             conn.execute(sa.update(table).where(*_match(table, key), table.c[name].is_(None)).values({name: value}))
+
+
+def lock(conn: sa.Connection, table: sa.Table, key: Mapping[str, str]) -> None:
+    """Lock the row at `key` until the transaction ends (SELECT ... FOR UPDATE; SQLite has no row locks)."""
+    conn.execute(sa.select(*(table.c[name] for name in key)).where(*_match(table, key)).with_for_update())
 
 
 def tombstone(conn: sa.Connection, table: sa.Table, where: sa.ColumnElement[bool], at: datetime) -> None:

@@ -27,7 +27,7 @@ class Store:
     def __init__(self, client: redis.Redis, timings: StoreTimings) -> None:
         self.client = client
         self.timings = timings
-        scripts = Scripts(client)
+        scripts = Scripts(client, min_replicas=timings.min_replicas, replica_wait_ms=timings.replica_wait_ms)
         self.inbox = Inbox(client, scripts)
         self.pairs = Pairs(client, scripts, timings)
         self.archive = Archive(client, scripts)

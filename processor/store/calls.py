@@ -7,7 +7,7 @@ caller treats as an outage to back off from; any other error from a script is a 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from redis.commands.core import Script
@@ -15,7 +15,10 @@ from redis.commands.core import Script
 from shared import scripts
 from shared.errors import StoreUnavailable
 
-__all__ = ["Scripts", "call"]
+if TYPE_CHECKING:
+    from processor.store.batch import ScriptBatch
+
+__all__ = ["Scripts", "call", "reraise"]
 
 _OUTAGES = (
     redis.ConnectionError,
@@ -40,20 +43,43 @@ def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
         if _OUTAGE_CODES.search(str(exc)):
             raise StoreUnavailable(f"redis: {exc}") from exc
         raise
+    except redis.exceptions.ClusterError as exc:
+        # A cluster whose slot map is being rebuilt (a failover, a node gone): the same as a server away.
+        raise StoreUnavailable(f"redis cluster: {type(exc).__name__}: {exc}") from exc
+
+
+def _raise(exc: Exception) -> Any:
+    raise exc
+
+
+def reraise(exc: Exception) -> Any:
+    """Raise an error a pipeline returned in place, translated as `call` translates."""
+    return call(_raise, exc)
 
 
 class Scripts:
     """Every script of `shared.scripts`, registered on one client."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, *, min_replicas: int = 0, replica_wait_ms: int = 1000) -> None:
         self.client = client
-        self._scripts: dict[str, Script] = {
+        #: Replicas that must confirm a `replicated` call before it returns (HOOKYARD_MIN_REPLICAS), and how long
+        #: to wait for them.
+        self.min_replicas = min_replicas
+        self.replica_wait_ms = replica_wait_ms
+        self.scripts: dict[str, Script] = {
             name: client.register_script(scripts.source(name)) for name in scripts.PAIR_SCRIPTS + scripts.PLAIN_SCRIPTS
         }
 
-    def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        return call(self._scripts[name], keys=keys, args=args)
+    def run(self, name: str, keys: list[str], args: list[Any], *, replicated: bool = False) -> Any:
+        """Run one script; `replicated`: return only once `min_replicas` replicas hold its writes."""
+        if replicated and self.min_replicas:
+            calls = self.batch()
+            calls.add(name, keys, args)
+            return calls.run(replicated=True)[0]
+        return call(self.scripts[name], keys=keys, args=args)
 
-    def queue(self, pipe: redis.client.Pipeline, name: str, keys: list[str], args: list[Any]) -> None:
-        """Add a script call to a pipeline (run with `call(pipe.execute)`)."""
-        self._scripts[name](keys=keys, args=args, client=pipe)
+    def batch(self) -> ScriptBatch:
+        """Script calls to send in one round trip (per node, on a cluster)."""
+        from processor.store.batch import ScriptBatch  # here: the batch module builds on this one
+
+        return ScriptBatch(self)

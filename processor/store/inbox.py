@@ -1,5 +1,5 @@
-"""The inbox as the ingester sees it: read a batch, hold the single ingest lease, trim what was admitted, and
-park what cannot be decoded."""
+"""The inbox as the ingesters see it: per inbox shard, read a batch, hold that shard's ingest lease, trim what
+was admitted; park what cannot be decoded; and the roll of live ingesters the shards are shared out among."""
 
 from __future__ import annotations
 
@@ -19,19 +19,21 @@ class Inbox:
         self.client = client
         self.scripts = scripts
 
-    def read(self, limit: int) -> list[bytes]:
-        return call(self.client.lrange, keys.INBOX, 0, limit - 1)  # type: ignore[no-any-return]
+    def read(self, limit: int, shard: int = 0) -> list[bytes]:
+        return call(self.client.lrange, keys.inbox_keys(shard).queue, 0, limit - 1)  # type: ignore[no-any-return]
 
-    def hold_lease(self, token: str, lease_ms: int) -> bool:
-        return bool(self.scripts.run("inbox_lease", [keys.INBOX_LEASE], [token, lease_ms]))
+    def hold_lease(self, token: str, lease_ms: int, shard: int = 0) -> bool:
+        return bool(self.scripts.run("inbox_lease", [keys.inbox_keys(shard).lease], [token, lease_ms]))
 
-    def release_lease(self, token: str) -> None:
-        """Give the ingest lease up (on shutdown), so another ingester need not wait for it to lapse."""
-        self.scripts.run("inbox_lease", [keys.INBOX_LEASE], [token, 0])
+    def release_lease(self, token: str, shard: int = 0) -> None:
+        """Give a shard's ingest lease up (on shutdown or to rebalance), so another ingester need not wait for it
+        to lapse."""
+        self.scripts.run("inbox_lease", [keys.inbox_keys(shard).lease], [token, 0])
 
-    def ack(self, token: str, count: int, lease_ms: int) -> bool:
+    def ack(self, token: str, count: int, lease_ms: int, shard: int = 0) -> bool:
         """Trim the first `count` messages, if we still hold the lease (else another ingester admits them)."""
-        return bool(self.scripts.run("inbox_ack", [keys.INBOX, keys.INBOX_LEASE], [token, count, lease_ms]))
+        ik = keys.inbox_keys(shard)
+        return bool(self.scripts.run("inbox_ack", [ik.queue, ik.lease], [token, count, lease_ms]))
 
     def park_poison(self, message: bytes, reason: str) -> None:
         pipe = self.client.pipeline(transaction=False)
@@ -39,6 +41,23 @@ class Inbox:
         pipe.ltrim(keys.INBOX_POISON, -POISON_LIMIT, -1)
         call(pipe.execute)
 
-    def wait(self, timeout_s: float, client: redis.Redis) -> None:
+    def wait(self, timeout_s: float, client: redis.Redis, shard: int = 0) -> None:
         """Block until the receiver signals new messages or the timeout passes (on a dedicated connection)."""
-        call(client.blpop, [keys.INBOX_WAKE], timeout=timeout_s)
+        call(client.blpop, [keys.inbox_keys(shard).wake], timeout=timeout_s)
+
+    def width(self) -> int:
+        """The most inbox shards any receiver has written to (0 if none said)."""
+        return int(call(self.client.get, keys.INBOX_WIDTH) or 0)
+
+    def widen(self, shards: int) -> int:
+        """Record that a receiver writes to `shards` shards (the width only grows); returns the width."""
+        return int(self.scripts.run("inbox_width", [keys.INBOX_WIDTH], [shards]))
+
+    def announce(self, member: str, now_ms: int, ttl_ms: int) -> list[str]:
+        """Say this ingester is alive; returns every ingester seen within `ttl_ms` (all in one slot)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zadd(keys.INBOX_INGESTERS, {member: now_ms})
+        pipe.zremrangebyscore(keys.INBOX_INGESTERS, "-inf", now_ms - ttl_ms)
+        pipe.zrange(keys.INBOX_INGESTERS, 0, -1)
+        *_, members = call(pipe.execute)
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in members]

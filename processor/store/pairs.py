@@ -16,7 +16,7 @@ import redis
 
 from processor.records import Admission, Admitted, ArchivedEvent, Claim, DeadLetter, Settled, StoreTimings
 from processor.routing import Target, decode_routes, encode_routes
-from processor.store.calls import Scripts, call
+from processor.store.calls import Scripts
 from shared import keys
 
 __all__ = ["Pairs"]
@@ -32,8 +32,18 @@ class Pairs:
         self.scripts = scripts
         self.timings = timings
 
-    def _run(self, name: str, pk: keys.PairKeys, now_ms: int, args: list[Any], extra_keys: Sequence[str] = ()) -> Any:
-        return self.scripts.run(name, [*_pair_keys(pk), *extra_keys], [*self.timings.pair_header(now_ms), *args])
+    def _run(
+        self,
+        name: str,
+        pk: keys.PairKeys,
+        now_ms: int,
+        args: list[Any],
+        extra_keys: Sequence[str] = (),
+        *,
+        replicated: bool = False,
+    ) -> Any:
+        keys_, args_ = [*_pair_keys(pk), *extra_keys], [*self.timings.pair_header(now_ms), *args]
+        return self.scripts.run(name, keys_, args_, replicated=replicated)
 
     # -- admission ------------------------------------------------------------------------------------------
 
@@ -60,10 +70,10 @@ class Pairs:
                 item.digest.encode() + b"|" + routes, routes,
             )  # fmt: skip
             ev_items.append(index)
-        pipe = self.client.pipeline(transaction=False)
+        batch_calls = self.scripts.batch()
         for ev_keys, ev_args, _ in events.values():
-            self.scripts.queue(pipe, "admit_events", ev_keys, [t.dedupe_ttl_ms, t.retention_ms, *ev_args])
-        replies = call(pipe.execute)
+            batch_calls.add("admit_events", ev_keys, [t.dedupe_ttl_ms, t.retention_ms, *ev_args])
+        replies = batch_calls.run(replicated=True)  # the inbox is trimmed on the strength of these writes
         fresh = [False] * len(batch)
         conflicts = [False] * len(batch)
         routed: list[tuple[Target, ...]] = [()] * len(batch)
@@ -108,10 +118,10 @@ class Pairs:
                 p_items.append((tg.shard, tg.pair_id))
         if not by_shard:
             return []
-        pipe = self.client.pipeline(transaction=False)
+        calls = self.scripts.batch()
         for p_keys, p_args, _ in by_shard.values():
-            self.scripts.queue(pipe, "admit", p_keys, [*self.timings.pair_header(now_ms), *p_args])
-        replies = call(pipe.execute)
+            calls.add("admit", p_keys, [*self.timings.pair_header(now_ms), *p_args])
+        replies = calls.run(replicated=True)
         wake: list[tuple[int, str]] = []
         for (_, _, p_items), reply in zip(by_shard.values(), replies, strict=True):
             for n, target in enumerate(p_items):
@@ -125,7 +135,9 @@ class Pairs:
         """Lease the pair's head event; or say why not: 'busy', 'empty' or 'not_due'. `alone`: the run will have
         its worker process to itself (so if it never reports back, its event is to blame)."""
         sent_at = time.monotonic()
-        reply = self._run("claim", keys.pair_keys(shard, pair_id), now_ms, [pair_id, token, int(alone)])
+        # Replicated: a failover must not forget a claim whose handler is called (its re-run says attempt > 1).
+        pk = keys.pair_keys(shard, pair_id)
+        reply = self._run("claim", pk, now_ms, [pair_id, token, int(alone)], replicated=True)
         return Claim.from_reply(shard, pair_id, token, reply, sent_at)
 
     def complete(

@@ -26,11 +26,11 @@ class Upkeep:
     def sweep(self, now_ms: int, limit: int = 500) -> list[tuple[int, str]]:
         """Reserve a wake-up for every pair that is due or whose runner's lease ran out, in every shard (one round
         trip); returns the (shard, pair id) items to wake."""
-        pipe = self.client.pipeline(transaction=False)
+        calls = self.scripts.batch()
         for shard in range(keys.SHARDS):
             args = [now_ms, self.timings.grace_ms, limit, keys.shard_prefix(shard)]
-            self.scripts.queue(pipe, "sweep", [keys.due_key(shard)], args)
-        replies = call(pipe.execute)
+            calls.add("sweep", [keys.due_key(shard)], args)
+        replies = calls.run()
         return [(shard, _text(pair_id)) for shard, reply in enumerate(replies) for pair_id in reply]
 
     def queued_wakeups(self) -> int:
@@ -71,13 +71,13 @@ class Upkeep:
     def _trim(
         self, now_ms: int, limit: int, victims: dict[int, list[str]], dropped: dict[str, int]
     ) -> list[dict[str, int]]:
-        pipe = self.client.pipeline(transaction=False)
+        calls = self.scripts.batch()
         for shard in range(keys.SHARDS):
             dk = keys.DeadLetterKeys(shard)
             args = [now_ms, self.timings.letter_retention_ms, limit, *victims.get(shard, [])]
-            self.scripts.queue(pipe, "trim_letters", [dk.dead, dk.skipped, dk.records, keys.stats_key(shard)], args)
+            calls.add("trim_letters", [dk.dead, dk.skipped, dk.records, keys.stats_key(shard)], args)
         left: list[dict[str, int]] = []
-        for reply in call(pipe.execute):
+        for reply in calls.run():
             counts: dict[str, int] = {}
             for i in range(0, len(reply), 2):
                 name, n = _text(reply[i]), int(reply[i + 1])

@@ -21,6 +21,7 @@ PLAIN_SCRIPTS = (
     "inbox_ack",
     "inbox_append",
     "inbox_lease",
+    "inbox_width",
     "keep_archive",
     "sweep",
     "trim_letters",

@@ -8,10 +8,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import dramatiq
 import orjson
 import pytest
 import redis
 
+from processor.broker import build_broker
 from processor.cli import main
 from processor.devtools.embedded_redis import free_port
 from shared import keys
@@ -51,7 +53,7 @@ def test_all_good_is_all_ticks_and_exit_0(healthy: redis.Redis, capsys: pytest.C
     assert main(["doctor"]) == 0
 
     found = lines(capsys.readouterr().out)
-    assert list(found) == ["secrets", "redis", "persistence", "eviction", "clock", "handlers", "workers"]
+    assert list(found) == ["secrets", "redis", "persistence", "eviction", "clock", "handlers", "workers", "broker"]
     assert all(line.startswith("✓ ") for line in found.values()), found
     assert "workos: 1 secret" in found["secrets"]
     assert TEST_SECRET not in found["secrets"]
@@ -59,6 +61,7 @@ def test_all_good_is_all_ticks_and_exit_0(healthy: redis.Redis, capsys: pytest.C
     assert "maxmemory-policy noeviction" in found["eviction"]
     assert "cli.users" in found["handlers"]
     assert "1 worker process alive" in found["workers"]
+    assert "the store's Redis answered" in found["broker"] and "0 wake-ups queued" in found["broker"]
 
 
 def test_json(healthy: redis.Redis, capsys: pytest.CaptureFixture[str]) -> None:
@@ -67,7 +70,8 @@ def test_json(healthy: redis.Redis, capsys: pytest.CaptureFixture[str]) -> None:
     document = orjson.loads(capsys.readouterr().out)
     assert document["ok"] is True
     assert [(c["name"], c["status"]) for c in document["checks"]] == [
-        (name, "ok") for name in ("secrets", "redis", "persistence", "eviction", "clock", "handlers", "workers")
+        (name, "ok")
+        for name in ("secrets", "redis", "persistence", "eviction", "clock", "handlers", "workers", "broker")
     ]
     assert all(c["hint"] is None for c in document["checks"])
 
@@ -207,5 +211,68 @@ def test_unreachable_redis_fails_and_skips_what_depends_on_it(
         f"✗ redis        cannot reach Redis at redis://:****@127.0.0.1:{port}/0"
         " — is it running? check REDIS_URL (Connection refused)"
     )
-    assert [found[name].split()[0] for name in ("persistence", "eviction", "clock", "workers")] == ["-"] * 4
+    assert [found[name].split()[0] for name in ("persistence", "eviction", "clock", "workers", "broker")] == ["-"] * 5
     assert "hunter2" not in out
+
+
+def test_a_rabbitmq_broker_is_checked_and_its_queue_counted(
+    healthy: redis.Redis, rabbitmq_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given wake-ups on the suite's RabbitMQ, with three waiting in the queue the workers declare
+    monkeypatch.setenv("HOOKYARD_BROKER_URL", rabbitmq_url)
+    broker = build_broker(rabbitmq_url)
+    dramatiq.Actor(lambda: None, broker=broker, actor_name="doctor_test", queue_name=keys.WAKE_QUEUE_NAME,
+                   priority=0, options={})  # fmt: skip
+    for _ in range(3):
+        broker.enqueue(dramatiq.Message(queue_name=keys.WAKE_QUEUE_NAME, actor_name="doctor_test", args=(),
+                                        kwargs={}, options={}))  # fmt: skip
+    broker.close()
+    # When the doctor runs
+    assert main(["doctor"]) == 0
+    # Then the broker line names RabbitMQ, without its password, and counts the queue
+    out = capsys.readouterr().out
+    line = lines(out)["broker"]
+    assert line.startswith("✓ broker       rabbitmq at amqp://guest:***@127.0.0.1:")
+    assert line.endswith("3 wake-ups queued")
+    assert "guest:guest" not in out
+
+
+def test_an_unreachable_rabbitmq_fails_the_broker_check_without_its_password(
+    healthy: redis.Redis, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a broker URL where nothing listens
+    monkeypatch.setenv("HOOKYARD_BROKER_URL", f"amqp://hy:hunter2hunter2@127.0.0.1:{free_port()}/")
+    # When the doctor runs, then it fails on the broker alone, and never shows the password
+    assert main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    found = lines(out)
+    assert [name for name, line in found.items() if not line.startswith("✓")] == ["broker"]
+    assert "no handler runs until it does" in found["broker"]
+    assert "hunter2" not in out
+
+
+def test_the_mirror_must_be_migrated(
+    healthy: redis.Redis, mirror_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a WorkOS mirror whose database was never migrated
+    monkeypatch.setenv("HOOKYARD_MIRROR_URL", mirror_url)
+    # Then doctor fails on it, saying what to run
+    assert main(["doctor"]) == 1
+    line = lines(capsys.readouterr().out)["mirror"]
+    assert line.startswith("✗ ") and "revision none" in line and "hookyard mirror migrate" in line
+    # When it is migrated, then doctor is happy with it
+    assert main(["mirror", "migrate"]) == 0
+    capsys.readouterr()
+    assert main(["doctor"]) == 0
+    assert lines(capsys.readouterr().out)["mirror"].startswith("✓ mirror")
+
+
+def test_an_unreachable_mirror_fails(
+    healthy: redis.Redis, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a mirror URL where no PostgreSQL listens
+    monkeypatch.setenv("HOOKYARD_MIRROR_URL", f"postgresql+psycopg://hookyard:pw@127.0.0.1:{free_port()}/hookyard")
+    assert main(["doctor"]) == 1
+    line = lines(capsys.readouterr().out)["mirror"]
+    # Then the line says so, without the password
+    assert line.startswith("✗ ") and "did not answer" in line and ":pw@" not in line

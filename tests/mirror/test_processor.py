@@ -101,7 +101,9 @@ def test_a_database_not_there_yet_is_retried_until_it_is(
     assert status is not None and status.directory_state == "active"
 
 
-def test_a_worker_loads_the_mirror_only_when_its_url_is_set(mirror_url: str) -> None:
+def test_a_worker_loads_the_mirror_only_when_its_url_is_set(tmp_path: Path) -> None:
+    mirror_url = f"sqlite:///{tmp_path / 'mirror.sqlite3'}"  # loading handlers connects to nothing
+
     # Given the environment a worker starts with, with and without HOOKYARD_MIRROR_URL
     def handlers(extra: dict[str, str]) -> dict[str, str]:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "HOOKYARD_ENTRY_POINTS": "false", **extra}

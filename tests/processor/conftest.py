@@ -10,6 +10,7 @@ import pytest
 
 from processor import Registry
 from processor.testing import Harness
+from tests.processor.test_worker_processes import Processor
 
 
 @pytest.fixture
@@ -27,3 +28,12 @@ def yard(registry: Registry, redis_url: str, harness_options: dict[str, Any]) ->
     harness = Harness(registry, redis_url=redis_url, **harness_options)
     yield harness
     harness.close()
+
+
+@pytest.fixture
+def processor_factory(redis_url: str) -> Iterator[list[Processor]]:
+    """Real `python -m processor` fleets a test starts; each is stopped (SIGTERM) at the end."""
+    started: list[Processor] = []
+    yield started
+    for proc in started:
+        proc.stop()

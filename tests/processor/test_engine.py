@@ -40,6 +40,7 @@ def test_ingest_sends_wakeups_through_dramatiq(engine: Engine, redis_client: red
     assert result is not None
     assert result.new == 3
     engine.send_wake(result.wake, "ingest")
+    assert engine.wakes.flush(10)  # sent from the engine's wake-sender thread
     # Each unordered event is its own pair; with two threads they are spread over messages of up to 2 pairs
     assert redis_client.llen(keys.WAKE_QUEUE) >= 2
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from processor import Event, Registry
-from processor.devtools.embedded_redis import EmbeddedRedis
 from processor.testing import Harness
+from tests.conftest import StoreUnderTest
 
 
 @dataclass
@@ -41,16 +40,14 @@ scenario = st.fixed_dictionaries(
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=scenario)
-def test_each_event_once_in_order_under_any_schedule(redis_server: EmbeddedRedis, case: dict[str, Any]) -> None:
-    client = redis.Redis.from_url(redis_server.url)
-    client.flushall()
-    client.close()
+def test_each_event_once_in_order_under_any_schedule(store: StoreUnderTest, case: dict[str, Any]) -> None:
+    store.empty()
     events = {f"event_{i:02d}": (second * 1000, f"event_{i:02d}") for i, (_, second) in enumerate(case["events"])}
     resource = {f"event_{i:02d}": f"user_{r}" for i, (r, _) in enumerate(case["events"])}
     failures: set[tuple[int, int]] = case["failures"]
     ordered, unordered = Ledger(), Ledger()
     registry = Registry()
-    yard = Harness(registry, redis_url=redis_server.url, seed=1)
+    yard = Harness(registry, redis_url=store.url, seed=1)
 
     def record(ledger: Ledger, event: Event, fail: bool) -> None:
         ledger.calls.setdefault(event.id, []).append(event.attempt)

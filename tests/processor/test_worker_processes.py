@@ -8,16 +8,21 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 import pytest
 import redis
 
+from processor.devtools.embedded_cluster import EmbeddedCluster
 from processor.devtools.embedded_redis import EmbeddedRedis
 from shared import keys
+from shared.redis_clients import OPERATOR
+from shared.redis_clients import redis_client as store_client
 from shared.wire import QueuedEvent, encode_message
+from tests.conftest import StoreUnderTest
 from tests.fixtures.ledger_handlers import INTERVALS, LEDGER
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,6 +78,12 @@ def ledger(client: redis.Redis) -> list[tuple[str, str, int, bool, int, str]]:
     return rows
 
 
+def every_event_handled(client: redis.Redis, expected: set[str]) -> bool:
+    """Both ledger handlers completed every event in `expected` (at least once)."""
+    rows = ledger(client)
+    return all({r[1] for r in rows if r[0] == n} >= expected for n in ("ledger.ordered", "ledger.unordered"))
+
+
 def wait_for(predicate, timeout_s: float, what: str) -> float:  # type: ignore[no-untyped-def]
     start = time.monotonic()
     while time.monotonic() - start < timeout_s:
@@ -80,14 +91,6 @@ def wait_for(predicate, timeout_s: float, what: str) -> float:  # type: ignore[n
             return time.monotonic() - start
         time.sleep(0.05)  # polling interval of a deadline-bounded wait
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-
-
-@pytest.fixture
-def processor_factory(redis_url: str) -> Iterator[list[Processor]]:
-    started: list[Processor] = []
-    yield started
-    for proc in started:
-        proc.stop()
 
 
 def overlapping_runs(client: redis.Redis) -> int:
@@ -129,15 +132,50 @@ def check_ledger(rows: list[tuple[str, str, int, bool, int, str]], expected: set
     return report
 
 
+@dataclass
+class StoreStack:
+    """The state store the workers run on (one server or a cluster), and what a restart of it means."""
+
+    store: StoreUnderTest
+    env: dict[str, str]
+    restart: Callable[[], None]
+
+    def inject(self, messages: list[bytes]) -> None:
+        client = store_client(self.store.url, OPERATOR)
+        try:
+            client.rpush(keys.INBOX, *messages)
+            client.rpush(keys.INBOX_WAKE, 1)
+        finally:
+            client.close()
+
+
+@pytest.fixture
+def on_store(store: StoreUnderTest, redis_url: str, request: pytest.FixtureRequest) -> StoreStack:
+    """Workers on one server, or on the cluster with their wake-ups and the ledger on the plain server, and
+    acknowledged-after-replication on (a failover must not take back a write a worker acted on)."""
+    env = {"TEST_LEDGER_URL": redis_url}
+    if store.kind == "server":
+        server: EmbeddedRedis = request.getfixturevalue("redis_server")
+        return StoreStack(store, env, server.restart)
+    cluster: EmbeddedCluster = request.getfixturevalue("redis_cluster")
+
+    def fail_over_and_back() -> None:
+        # The inbox's primary dies; its replica takes over; the old primary returns as the new one's replica.
+        primary = cluster.port_for_key(keys.INBOX)
+        cluster.fail_over(primary)
+        cluster.restart(primary)
+
+    env |= {"HOOKYARD_BROKER_URL": redis_url, "HOOKYARD_MIN_REPLICAS": "1"}
+    return StoreStack(store, env, fail_over_and_back)
+
+
 def test_sigkill_mid_handler_recovers_within_the_timeout(
-    redis_url: str, redis_client: redis.Redis, processor_factory: list[Processor]
+    on_store: StoreStack, redis_client: redis.Redis, processor_factory: list[Processor]
 ) -> None:
     # Given two worker processes busy with 300 events over 20 users (each ordered run takes ~30 ms)
-    proc = Processor(redis_url, workers=2, extra={"TEST_HANDLER_SECONDS": "0.03"})
+    proc = Processor(on_store.store.url, workers=2, extra={"TEST_HANDLER_SECONDS": "0.03", **on_store.env})
     processor_factory.append(proc)
-    messages = _events(300, 20, int(time.time() * 1000))
-    redis_client.rpush(keys.INBOX, *messages)
-    redis_client.rpush(keys.INBOX_WAKE, 1)
+    on_store.inject(_events(300, 20, int(time.time() * 1000)))
     wait_for(lambda: redis_client.llen(LEDGER) >= 40, 30, "the first events to be handled")
     # When one worker process is killed mid-handler
     victims = {pid for *_, pid, _ in ledger(redis_client)}
@@ -147,49 +185,35 @@ def test_sigkill_mid_handler_recovers_within_the_timeout(
     # Then every event completes, within the recovery timeout after the kill
     expected = {f"event_{i:05d}" for i in range(300)}
 
-    def all_done() -> bool:
-        rows = ledger(redis_client)
-        return all({r[1] for r in rows if r[0] == n} >= expected for n in ("ledger.ordered", "ledger.unordered"))
-
-    wait_for(all_done, 60, "every event to complete")
+    wait_for(lambda: every_event_handled(redis_client, expected), 60, "every event to complete")
     recovery = time.monotonic() - killed_at
     report = check_ledger(ledger(redis_client), expected)
     assert report["lost"] == 0 and report["doubled"] == 0 and report["misordered"] == 0, report
     assert overlapping_runs(redis_client) == 0
     # The killed worker's leases lapse after a third of the 6 s recovery budget: far below 6 s + the backlog.
     assert recovery < 30, recovery
-    print(f"\ncrash test: events=300 kills=1 {report} recovery_s={recovery:.1f}")
+    print(f"\ncrash test ({on_store.store.kind}): events=300 kills=1 {report} recovery_s={recovery:.1f}")
 
 
 def test_redis_restart_loses_nothing(
-    redis_server: EmbeddedRedis, redis_url: str, redis_client: redis.Redis, processor_factory: list[Processor]
+    on_store: StoreStack, redis_client: redis.Redis, processor_factory: list[Processor]
 ) -> None:
-    proc = Processor(redis_url, workers=2)
+    proc = Processor(on_store.store.url, workers=2, extra=on_store.env)
     processor_factory.append(proc)
     messages = _events(200, 10, int(time.time() * 1000))
-    redis_client.rpush(keys.INBOX, *messages[:100])
-    redis_client.rpush(keys.INBOX_WAKE, 1)
+    on_store.inject(messages[:100])
     wait_for(lambda: redis_client.llen(LEDGER) >= 20, 30, "the first events")
-    # When Redis restarts (AOF on) while the workers run
-    redis_server.restart()
-    client = redis.Redis.from_url(redis_url)
-    try:
-        client.rpush(keys.INBOX, *messages[100:])
-        client.rpush(keys.INBOX_WAKE, 1)
-        expected = {f"event_{i:05d}" for i in range(200)}
+    # When Redis restarts (AOF on) while the workers run — on a cluster, the inbox's primary fails over
+    on_store.restart()
+    on_store.inject(messages[100:])
+    expected = {f"event_{i:05d}" for i in range(200)}
 
-        def all_done() -> bool:
-            rows = ledger(client)
-            return all({r[1] for r in rows if r[0] == n} >= expected for n in ("ledger.ordered", "ledger.unordered"))
-
-        # Then the workers carry on without a restart and nothing is lost
-        wait_for(all_done, 60, "every event to complete after the restart")
-        report = check_ledger(ledger(client), expected)
-        assert report["lost"] == 0 and report["doubled"] == 0 and report["misordered"] == 0, report
-        assert proc.process.poll() is None
-        assert overlapping_runs(client) == 0
-    finally:
-        client.close()
+    # Then the workers carry on without a restart and nothing is lost
+    wait_for(lambda: every_event_handled(redis_client, expected), 60, "every event to complete after the restart")
+    report = check_ledger(ledger(redis_client), expected)
+    assert report["lost"] == 0 and report["doubled"] == 0 and report["misordered"] == 0, report
+    assert proc.process.poll() is None
+    assert overlapping_runs(redis_client) == 0
 
 
 def test_a_broken_handler_module_stops_the_worker_naming_it(redis_url: str) -> None:
@@ -274,11 +298,7 @@ def test_killing_the_ingester_loses_nothing(
     redis_client.rpush(keys.INBOX_WAKE, 1)
     expected = {f"event_{i:05d}" for i in range(200)}
 
-    def all_done() -> bool:
-        rows = ledger(redis_client)
-        return all({r[1] for r in rows if r[0] == n} >= expected for n in ("ledger.ordered", "ledger.unordered"))
-
     # Then the ingest lease lapses, another process takes it over, and every event is handled once
-    wait_for(all_done, 60, "every event after the ingester died")
+    wait_for(lambda: every_event_handled(redis_client, expected), 60, "every event after the ingester died")
     report = check_ledger(ledger(redis_client), expected)
     assert report["lost"] == 0 and report["doubled"] == 0 and report["misordered"] == 0, report

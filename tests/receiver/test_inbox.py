@@ -204,3 +204,16 @@ async def test_close_gives_the_connection_back_to_the_pool(async_redis: Redis) -
     await writer.close()
 
     assert len(pool._in_use_connections) == 0
+
+
+async def test_with_min_replicas_and_no_replica_an_append_is_refused_but_kept(
+    async_redis: Redis, redis_client: redis.Redis
+) -> None:
+    # Given one server without replicas, and a writer that needs one replica to confirm each append
+    writer = InboxWriter(async_redis, timeout_s=0.5, min_replicas=1)
+    # When an append is made, Then it is refused (503: the sender retries, the processor drops the duplicate)
+    with pytest.raises(StoreUnavailable, match="0 of 1 replicas confirmed"):
+        await writer.append(b"unreplicated")
+    # And the primary kept it all the same: a refusal never loses what was written
+    assert redis_client.lrange(INBOX, 0, -1) == [b"unreplicated"]
+    await writer.close()

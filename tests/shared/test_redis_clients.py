@@ -8,13 +8,18 @@ from collections.abc import Iterator
 import pytest
 import redis
 import redis.asyncio
+import redis.cluster
 
+from shared.errors import ConfigError
 from shared.redis_clients import (
     OPERATOR,
     WORKER_LOOPS,
     ClientPolicy,
     async_redis_client,
+    cluster_address,
+    is_cluster,
     receiver_hot_path,
+    redact_url,
     redis_client,
 )
 
@@ -110,3 +115,40 @@ async def test_a_frozen_redis_times_out_once_without_a_retry_asyncio(silent_redi
         await client.aclose()
 
     assert _connections_made(silent_redis) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "seeds", "username", "password", "tls"),
+    [
+        ("redis+cluster://127.0.0.1:7000", (("127.0.0.1", 7000),), None, None, False),
+        ("redis+cluster://a:7000,b:7001/", (("a", 7000), ("b", 7001)), None, None, False),
+        ("rediss+cluster://user:p%40ss@a:7000,b", (("a", 7000), ("b", 6379)), "user", "p@ss", True),
+        ("redis+cluster://:secret@[::1]:7000", (("::1", 7000),), None, "secret", False),
+    ],
+)
+def test_cluster_urls_name_their_seeds_and_credentials(
+    url: str, seeds: tuple[tuple[str, int], ...], username: str | None, password: str | None, tls: bool
+) -> None:
+    address = cluster_address(url)
+    assert (address.seeds, address.username, address.password, address.tls) == (seeds, username, password, tls)
+    assert is_cluster(url)
+    assert "secret" not in redact_url(url) and "p%40ss" not in redact_url(url)
+
+
+@pytest.mark.parametrize("url", ["redis+cluster://", "redis+cluster://host:port", "redis://a:1"])
+def test_malformed_cluster_urls_are_refused(url: str) -> None:
+    with pytest.raises(ConfigError):
+        cluster_address(url)
+
+
+def test_a_cluster_client_follows_the_policy_and_does_not_retry(cluster_url: str) -> None:
+    client = redis_client(cluster_url, QUICK)
+    try:
+        assert client.ping()
+        assert isinstance(client, redis.cluster.RedisCluster)
+        assert client.retry.get_retries() == 0
+        node = client.get_default_node()
+        kwargs = client.get_redis_connection(node).connection_pool.connection_kwargs
+        assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (0.2, 0.2)
+    finally:
+        client.close()

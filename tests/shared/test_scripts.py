@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import redis
+import redis.cluster
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
@@ -16,6 +17,7 @@ from processor import Event, Registry, RetryLater, deadletters
 from processor.records import Claim, PairState
 from processor.testing import Harness
 from shared import keys, scripts
+from tests.conftest import StoreUnderTest
 
 T0 = "2026-01-01T00:00:"
 
@@ -33,12 +35,18 @@ class ScriptSpy:
 
 
 @pytest.fixture
-def spied(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Harness, ScriptSpy, Registry]]:
+def spied(store: StoreUnderTest, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Harness, ScriptSpy, Registry]]:
+    """A harness on one server and on a real cluster (where a call spanning slots fails with CROSSSLOT)."""
     registry = Registry()
-    harness = Harness(registry, redis_url=redis_url, reorder_window_s=1, dead_letter_retention_s=60)
+    harness = Harness(registry, redis_url=store.url, reorder_window_s=1, dead_letter_retention_s=60)
     spy = ScriptSpy(harness.client)
     original = redis.Redis.evalsha
     original_pipe = redis.client.Pipeline.evalsha
+    original_cluster = redis.cluster.RedisCluster.evalsha
+
+    def cluster_evalsha(self: Any, sha: str, numkeys: int, *rest: Any) -> Any:
+        spy.seen(sha, numkeys, *rest)
+        return original_cluster(self, sha, numkeys, *rest)
 
     def evalsha(self: Any, sha: str, numkeys: int, *rest: Any) -> Any:
         spy.seen(sha, numkeys, *rest)
@@ -50,6 +58,7 @@ def spied(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Har
 
     monkeypatch.setattr(redis.Redis, "evalsha", evalsha)
     monkeypatch.setattr(redis.client.Pipeline, "evalsha", pipe_evalsha)
+    monkeypatch.setattr(redis.cluster.RedisCluster, "evalsha", cluster_evalsha)
     yield harness, spy, registry
     harness.close()
 
@@ -99,14 +108,22 @@ def test_every_script_call_touches_one_hash_slot(spied: tuple[Harness, ScriptSpy
     yard.store.inbox.park_poison(b"x", "test")
     # Then every script ran, and every call's keys lay in one hash slot
     used = {name for name, _ in spy.calls}
-    assert used >= set(scripts.PAIR_SCRIPTS + scripts.PLAIN_SCRIPTS) - {"inbox_append"}
+    # (the receiver's two scripts are run by the receiver: tests/receiver/test_inbox_cluster.py)
+    assert used >= set(scripts.PAIR_SCRIPTS + scripts.PLAIN_SCRIPTS) - {"inbox_append", "inbox_width"}
     for name, called_keys in spy.calls:
         slots = {key_slot(k if isinstance(k, bytes) else str(k).encode()) for k in called_keys}
         assert len(slots) == 1, (name, called_keys)
 
 
-def test_the_receivers_append_keys_share_a_slot() -> None:
-    assert key_slot(keys.INBOX.encode()) == key_slot(keys.INBOX_WAKE.encode())
+@pytest.mark.parametrize("shard", [0, 1, keys.INBOX_SHARDS_MAX - 1])
+def test_an_inbox_shards_keys_share_a_slot(shard: int) -> None:
+    ik = keys.inbox_keys(shard)
+    assert len({key_slot(k.encode()) for k in (ik.queue, ik.wake, ik.lease)}) == 1
+
+
+def test_inbox_shards_spread_over_slots() -> None:
+    slots = {key_slot(keys.inbox_keys(shard).queue.encode()) for shard in range(keys.INBOX_SHARDS_MAX)}
+    assert len(slots) == keys.INBOX_SHARDS_MAX
 
 
 @settings(max_examples=60, deadline=None)

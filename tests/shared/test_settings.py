@@ -56,6 +56,11 @@ def test_durations(raw: str, seconds: float) -> None:
         ({"HOOKYARD_SWEEP_INTERVAL": "20s"}, "HOOKYARD_SWEEP_INTERVAL"),
         ({"HOOKYARD_MAX_ABANDONED_THREADS": "9"}, "HOOKYARD_MAX_ABANDONED_THREADS"),
         ({"HOOKYARD_DEAD_LETTER_LIMIT": "3"}, "HOOKYARD_DEAD_LETTER_LIMIT"),
+        ({"HOOKYARD_INBOX_SHARDS": "0"}, "HOOKYARD_INBOX_SHARDS"),
+        ({"HOOKYARD_INBOX_SHARDS": "65"}, "HOOKYARD_INBOX_SHARDS"),
+        ({"HOOKYARD_MIN_REPLICAS": "-1"}, "HOOKYARD_MIN_REPLICAS"),
+        # A cluster cannot carry Dramatiq's Redis broker: the wake-ups need a broker of their own.
+        ({"REDIS_URL": "redis+cluster://127.0.0.1:7000"}, "HOOKYARD_BROKER_URL"),
     ],
 )
 def test_invalid_settings_name_the_setting(env: dict[str, str], setting: str) -> None:
@@ -113,3 +118,12 @@ def test_the_mirror_url_is_optional_and_must_be_a_sqlalchemy_url() -> None:
     assert Settings.from_env({**BASE, "HOOKYARD_MIRROR_URL": url}).mirror_url == url
     with pytest.raises(ConfigError, match="HOOKYARD_MIRROR_URL"):
         Settings.from_env({**BASE, "HOOKYARD_MIRROR_URL": "db.internal/hookyard"})
+
+
+def test_a_cluster_store_with_its_own_broker() -> None:
+    env = {**BASE, "REDIS_URL": "redis+cluster://10.0.0.1:7000,10.0.0.2:7000", "HOOKYARD_BROKER_URL": "amqp://mq/",
+           "HOOKYARD_INBOX_SHARDS": "8", "HOOKYARD_MIN_REPLICAS": "1"}  # fmt: skip
+    settings = Settings.from_env(env)
+    assert settings.redis_cluster
+    assert (settings.inbox_shards, settings.min_replicas, settings.broker_url) == (8, 1, "amqp://mq/")
+    assert not Settings.from_env(BASE).redis_cluster
