@@ -21,6 +21,7 @@ from starlette.testclient import TestClient
 from bench.plan import Plan
 from processor.console import build_app
 from processor.handlers import Registry
+from processor.records import DeadLetter
 from shared import keys
 from shared.settings import Settings
 
@@ -62,7 +63,8 @@ def _body(i: int, at_ms: int) -> bytes:
 
 
 def fill(client: redis.Redis, events: int, now_ms: int) -> None:
-    """`events` events received over the last `events` seconds (one a second), newest = now."""
+    """`events` events received over the last `events` seconds (one a second), newest = now; one in ten of them
+    also a dead letter of `bench.audit` (100,000 for a million: HOOKYARD_DEAD_LETTER_LIMIT's default)."""
     pipe = client.pipeline(transaction=False)
     for i in range(events):
         at_ms = now_ms - (events - i) * 1000
@@ -81,9 +83,37 @@ def fill(client: redis.Redis, events: int, now_ms: int) -> None:
                 "raw": _body(i, at_ms),
             },
         )
+        if i % 10 == 0:
+            _dead_letter(pipe, i, at_ms)
         if (i + 1) % _PIPELINE == 0:
             pipe.execute()
     pipe.execute()
+
+
+def _dead_letter(pipe: redis.client.Pipeline, i: int, at_ms: int) -> None:
+    key = f"directory_user_{i % 50_000:06d}"
+    pair = keys.pair_id("bench.audit", "workos", key)
+    shard = keys.pair_shard("workos", key)
+    record = DeadLetter(
+        event_id=_event_id(i),
+        handler="bench.audit",
+        source="workos",
+        ordering_key=key,
+        pair=pair,
+        shard=shard,
+        issued_at_ms=at_ms,
+        error_type=("TimeoutError", "RuntimeError", "ValueError")[i % 3],
+        error_message="the directory service did not answer",
+        attempts=8,
+        first_failure_ms=at_ms,
+        last_failure_ms=at_ms,
+        event_type=_TYPES[i % len(_TYPES)],
+        traceback="Traceback (most recent call last):\n  ...\nTimeoutError: the directory service did not answer",
+    )
+    dk = keys.DeadLetterKeys(shard)
+    member = f"{pair}:{_event_id(i)}"
+    pipe.zadd(dk.dead, {member: at_ms})
+    pipe.hset(dk.records, member, record.encode())
 
 
 def _timings(call: Callable[[], object], requests: int) -> tuple[float, float]:
@@ -122,7 +152,7 @@ class ConsoleBench:
                 ("events of one organization (1 in 97 match)", f"/events?organization={_ORG}"),
                 ("one event", f"/events/workos/{_event_id(middle)}"),
                 ("search by id", f"/events?id={_event_id(middle)}"),
-                ("dead letters", "/dead-letters"),
+                ("dead letters (the newest 200, grouped)", "/dead-letters"),
             ]
             with TestClient(build_app(settings, Registry(), sample=False)) as web:
 
@@ -158,8 +188,9 @@ def console_section(result: ConsolePages | None) -> list[str]:
         "## Console pages over a large store",
         "",
         f"`python -m bench --only console`: {result.events:,} events written straight into the event index and "
-        f"archive ({result.fill_s:.0f} s with pipelines), then each page requested {result.requests} times "
-        "in-process (Starlette's TestClient: the console's Redis reads and rendering, no network hop). Baselines "
+        f"archive, one in ten also a dead letter ({result.fill_s:.0f} s with pipelines), then each page requested "
+        f"{result.requests} times in-process (Starlette's TestClient: the console's Redis reads and rendering, no "
+        "network hop). Baselines "
         f"from the same run: a Redis PING round trip (median {ping:.3f} ms, p95 {result.ping_p95_ms:.3f} ms) "
         "and the same page over an empty store.",
         "",

@@ -14,7 +14,17 @@ from processor.store import Store
 from shared import keys
 from shared.errors import ArchiveExpired, WireFormatError
 
-__all__ = ["Kind", "Letter", "ReplayResult", "letter_document", "list_letters", "purge", "replay", "replay_each"]
+__all__ = [
+    "Kind",
+    "Letter",
+    "ReplayResult",
+    "count_letters",
+    "letter_document",
+    "list_letters",
+    "purge",
+    "replay",
+    "replay_each",
+]
 
 Kind = Literal["dead", "skipped"]
 #: What replaying one letter did: back in its queue, already gone (replayed or purged by someone else since it was
@@ -54,14 +64,22 @@ def list_letters(
     since_ms: int | None = None,
     until_ms: int | None = None,
     event_ids: set[str] | None = None,
+    newest: int | None = None,
 ) -> list[Letter]:
-    """Letters of every shard, oldest first, filtered."""
+    """Letters of every shard, oldest first, filtered; with `newest`, only the newest that many of the range (a
+    page over a large dead-letter set reads that many per shard at most, never them all)."""
     low = "-inf" if since_ms is None else since_ms
     high = "+inf" if until_ms is None else until_ms
     pipe = client.pipeline(transaction=False)
     for shard in range(keys.SHARDS):
-        pipe.zrangebyscore(_zset(shard, kind), low, high, withscores=True)
+        if newest is None:
+            pipe.zrangebyscore(_zset(shard, kind), low, high, withscores=True)
+        else:
+            pipe.zrevrangebyscore(_zset(shard, kind), high, low, start=0, num=newest, withscores=True)
     rows = cast(list[list[tuple[bytes, float]]], pipe.execute())
+    if newest is not None:
+        kept = sorted(((score, shard, m) for shard, ms in enumerate(rows) for m, score in ms), reverse=True)[:newest]
+        rows = [[(m, score) for score, s, m in kept if s == shard] for shard in range(keys.SHARDS)]
     wanted: list[tuple[int, str, int]] = []
     for shard, members in enumerate(rows):
         for member, score in members:
@@ -85,6 +103,14 @@ def list_letters(
             continue
         letters.append(Letter(kind, shard, name, at_ms, record))
     return sorted(letters, key=lambda letter: (letter.at_ms, letter.member))
+
+
+def count_letters(client: redis.Redis, kind: Kind = "dead") -> int:
+    """How many letters of `kind` every shard holds (one round trip)."""
+    pipe = client.pipeline(transaction=False)
+    for shard in range(keys.SHARDS):
+        pipe.zcard(_zset(shard, kind))
+    return sum(int(n) for n in pipe.execute())
 
 
 def replay(store: Store, letters: list[Letter], now_ms: int) -> int:
