@@ -37,6 +37,8 @@ PAGE_SIZE = 50
 #: Index entries one page looks at, at most, when filters need each event's body or status: a narrow filter
 #: over a large archive answers with a "look further" link instead of reading the whole index.
 SCAN_LIMIT = 5_000
+#: ... and when the status filter must also read each event's state with its handlers (a round trip each).
+STATUS_SCAN_LIMIT = 500
 _STATUSES = ("pending", "running", "dead", "skipped", "done")
 _STREAM_POLL_S = 1.0
 _STREAM_KEEPALIVE_S = 15.0
@@ -108,7 +110,7 @@ async def events(request: Request) -> Response:
         until=until,
         limit=PAGE_SIZE,
         after=after,
-        scan_limit=SCAN_LIMIT,
+        scan_limit=SCAN_LIMIT if wanted.status is None else STATUS_SCAN_LIMIT,
         status_of=status_of,
     )
     next_query = None
