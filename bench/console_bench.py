@@ -22,6 +22,7 @@ from bench.plan import Plan
 from processor.console import build_app
 from processor.handlers import Registry
 from processor.records import DeadLetter
+from processor.routing import Target, encode_routes
 from shared import keys
 from shared.settings import Settings
 
@@ -70,6 +71,8 @@ def fill(client: redis.Redis, events: int, now_ms: int) -> None:
         at_ms = now_ms - (events - i) * 1000
         source, event_id = "workos", _event_id(i)
         ek = keys.event_keys(source, event_id)
+        # The routes ingest records (processor.routing): the one handler, ordered per user.
+        routes = encode_routes([Target.of("bench.audit", source, f"directory_user_{i % 50_000:06d}", True)])
         pipe.zadd(ek.index, {f"{source}:{event_id}": at_ms})
         pipe.hset(
             ek.archive,
@@ -80,6 +83,7 @@ def fill(client: redis.Redis, events: int, now_ms: int) -> None:
                 "issued": at_ms,
                 "signed": at_ms,
                 "targets": "bench.audit",
+                "routes": routes,
                 "raw": _body(i, at_ms),
             },
         )
