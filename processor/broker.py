@@ -9,6 +9,7 @@ wake-ups never use).
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Final
@@ -30,6 +31,7 @@ __all__ = [
     "BROKER_ERRORS",
     "BrokerState",
     "build_broker",
+    "close_broker",
     "is_amqp",
     "probe_broker",
     "queued_wakeups",
@@ -55,8 +57,8 @@ _AMQP_DEFAULTS: Final = {
     "connection_attempts": "1",
     "blocked_connection_timeout": "5",
 }
-#: The same, for a one-off question from an operator (doctor, stats, metrics scrape).
-_AMQP_PROBE: Final = {**_AMQP_DEFAULTS, "heartbeat": "0", "stack_timeout": "3"}
+#: The same without heartbeats, for a one-off question from an operator (doctor, stats, metrics scrape).
+_AMQP_PROBE: Final = {**_AMQP_DEFAULTS, "heartbeat": "0"}
 
 
 def is_amqp(url: str) -> bool:
@@ -72,6 +74,9 @@ def _amqp_url(url: str, defaults: dict[str, str]) -> str:
 def build_broker(url: str) -> dramatiq.Broker:
     """A Dramatiq broker for `url`, with no middleware of its own (the engine adds what it needs)."""
     if is_amqp(url):
+        # pika logs every lost connection as an error with its traceback, from each thread; an outage is said once
+        # by the wake sender (`broker.unavailable`) and by Dramatiq's consumer instead.
+        logging.getLogger("pika").setLevel(logging.CRITICAL)
         # confirm_delivery: a publish returns once RabbitMQ holds the message, so a failed one is seen and counted
         # as lost instead of vanishing. Dramatiq declares its queues durable and its messages persistent.
         return RabbitmqBroker(url=_amqp_url(url, _AMQP_DEFAULTS), confirm_delivery=True, middleware=[])
@@ -79,6 +84,13 @@ def build_broker(url: str) -> dramatiq.Broker:
     return RedisBroker(  # type: ignore[no-untyped-call]
         client=redis_client(url, WORKER_LOOPS), namespace=keys.WAKE_NAMESPACE, middleware=[]
     )
+
+
+def close_broker(broker: dramatiq.Broker) -> None:
+    """Close the broker's connections (Dramatiq's Redis broker leaves its client's to the garbage collector)."""
+    broker.close()
+    if isinstance(broker, RedisBroker):
+        broker.client.close()
 
 
 def queued_wakeups(broker: dramatiq.Broker) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 import dramatiq
 import redis
 
-from processor.broker import build_broker
+from processor.broker import build_broker, close_broker
 from processor.handlers import Registry
 from processor.ingest import Ingester
 from processor.leases import LeaseKeeper
@@ -122,5 +122,5 @@ class Engine:
         self.loops.stop()
         self.runner.close()
         self.wakes.close()
-        self.broker.close()
+        close_broker(self.broker)
         self.client.close()

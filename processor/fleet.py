@@ -13,12 +13,13 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from processor.handlers import default_registry
+from processor.reconcile.collector import ReconcileCollector
 from processor.startup import start_process
 from processor.stats import BacklogCollector
 from processor.supervisor import ChildSpec, Supervisor
 from shared.clock import wall_ms
 from shared.logging import get_logger
-from shared.redis_clients import OPERATOR, redis_client, unreachable
+from shared.redis_clients import OPERATOR, redact_url, redis_client, unreachable
 
 __all__ = ["EXIT_STORE_UNREACHABLE", "main"]
 
@@ -45,12 +46,13 @@ def main() -> int:
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
         registry.register(BacklogCollector(client, wall_ms, broker_url=settings.broker_url))
+        registry.register(ReconcileCollector(client, wall_ms))
         start_http_server(settings.worker_metrics_port, addr=settings.host, registry=registry)
     children = [ChildSpec("ingester", [sys.executable, "-m", "processor.worker", "--ingester"], env)]
     children += [
         ChildSpec(f"worker-{i}", [sys.executable, "-m", "processor.worker"], env) for i in range(settings.workers)
     ]
-    if settings.console_port:
+    if settings.console.port:
         # The web console beside the workers (HOOKYARD_CONSOLE_PORT), restarted like them if it dies.
         children.append(ChildSpec("console", [sys.executable, "-m", "processor.console"], env))
     log.info(
@@ -59,7 +61,8 @@ def main() -> int:
         threads=settings.worker_threads,
         handlers=sorted(h.name for h in default_registry),
         metrics_port=settings.worker_metrics_port or None,
-        console_port=settings.console_port,
+        console_port=settings.console.port,
+        broker=redact_url(settings.broker_url),
     )
     try:
         return Supervisor(children, grace_s=settings.lease_s + 5).run()

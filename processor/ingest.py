@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from processor.decode import bound_issued_ms, event_from_queued
 from processor.handlers import Registry
 from processor.metrics import WorkerMetrics
+from processor.reconcile.arrivals import note_arrivals
+from processor.reconcile.state import ReconcileState
 from processor.records import Admission
 from processor.routing import route
 from processor.store import Store
@@ -61,6 +63,7 @@ class Ingester:
         # How far ahead of its receipt an event's `created_at` may be, per source (its signature tolerance).
         self.future_tolerance_ms = dict(future_tolerance_ms or {})
         self.token = uuid.uuid4().hex
+        self.arrivals = ReconcileState(store.client)
 
     def ingest_once(self, shard: int = 0) -> IngestResult | None:
         """Admit one batch of an inbox shard if we hold its lease; None when another ingester holds it."""
@@ -79,9 +82,11 @@ class Ingester:
             log.warning("ingest.lease_lost", batch=len(messages))
             return IngestResult(len(messages), 0, 0, 0, wake)
         new = sum(fresh)
+        # An arrival through the other channel (webhook vs Events API) has other bytes: expected, not a conflict.
+        expected = note_arrivals(self.arrivals, batch, fresh, admitted.conflicts, now, self.metrics) if admitted else []
         if admitted is not None and any(admitted.conflicts):
-            for item, conflict in zip(batch, admitted.conflicts, strict=True):
-                if conflict:
+            for item, conflict, cross_channel in zip(batch, admitted.conflicts, expected, strict=True):
+                if conflict and not cross_channel:
                     # Same event id, other bytes: the first arrival stands (dedupe is by id); worth a look.
                     log.warning("ingest.body_conflict", source=item.source, event_id=item.event_id,
                                 event_type=item.event_type)  # fmt: skip
@@ -137,6 +142,7 @@ class Ingester:
                     targets=targets,
                     message=message,
                     digest=hashlib.blake2b(queued.raw, digest_size=12).hexdigest(),
+                    channel=queued.channel,
                 )
             )
         return batch, poison

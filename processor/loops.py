@@ -1,6 +1,7 @@
 """The background loops of a worker process, started and stopped with its Dramatiq worker: ingest (the standby
 ingester's, or the dedicated ingester process's only loop), the sweep (heartbeat, due pairs, letter retention),
-lease renewal, and the watchdog over in-flight calls (`processor.inflight`).
+lease renewal, the watchdog over in-flight calls (`processor.inflight`), and, when HOOKYARD_RECONCILE_INTERVAL
+is set, reconciliation from the Events API (`processor.reconcile.loop`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import dramatiq
 
 from processor.ingest_share import DEDICATED, STANDBY, IngestShare
 from processor.stats import describe_handler, worker_info
-from shared.errors import StoreUnavailable
+from shared.errors import ConfigError, StoreUnavailable
 from shared.logging import get_logger
 
 if TYPE_CHECKING:
@@ -78,6 +79,8 @@ class ProcessorLoops(dramatiq.Middleware):
                 ("hookyard-leases", self._lease_loop),
                 ("hookyard-watchdog", self._watchdog_loop),
             ]
+            if self.engine.settings.reconcile.interval_s:
+                loops.append(("hookyard-reconcile", self._reconcile_loop))
         for name, target in loops:
             stop = self._stops[name] = threading.Event()
             thread = threading.Thread(target=target, args=(stop,), name=name, daemon=True)
@@ -161,6 +164,24 @@ class ProcessorLoops(dramatiq.Middleware):
         if shard in share.holding:
             with contextlib.suppress(StoreUnavailable):  # if Redis is away, the lease lapses by itself
                 inbox.release_lease(token, shard)
+
+    def _reconcile_loop(self, stop: threading.Event) -> None:
+        """Continuous reconciliation from the Events API (processor.reconcile.loop): one worker leads at a time."""
+        # Imported here: the workos SDK takes half a second to import, and only a reconciling worker needs it.
+        from processor.reconcile.loop import ReconcileLoop
+
+        engine = self.engine
+        try:
+            reconcile = ReconcileLoop(
+                engine.settings.reconcile, engine.registry, engine.client, clock_ms=engine.clock_ms,
+                metrics=engine.metrics,
+            )  # fmt: skip
+        except ConfigError as exc:
+            log.error("reconcile.disabled", setting=exc.setting, problem=exc.problem)
+            return
+        self._guarded(reconcile.step, stop)
+        with contextlib.suppress(StoreUnavailable):  # if Redis is away, the lease lapses by itself
+            reconcile.close()
 
     def sweep_once(self) -> int:
         """Heartbeat, then wake every pair that is due; returns how many pairs were woken."""

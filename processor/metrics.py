@@ -73,6 +73,25 @@ class WorkerMetrics:
             ["source"],
             registry=registry,
         )
+        self.reconciled = Counter(
+            "hookyard_reconcile_events",
+            "Events the Events API reconciler fetched, by outcome: new (fed to the inbox), seen (already "
+            "arrived), invalid (not an event envelope).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.reconcile_requests = Counter(
+            "hookyard_reconcile_requests",
+            "Events API requests of the reconciler, by outcome: ok, unavailable (429, 5xx, unreachable), refused.",
+            ["outcome"],
+            registry=registry,
+        )
+        self.missed = Counter(
+            "hookyard_events_missed_by_webhook",
+            "Events whose first arrival came through the Events API: no webhook had delivered them.",
+            ["source"],
+            registry=registry,
+        )
         # Label children by handler, looked up once: `labels()` takes a lock and builds a key on every call, and
         # these are counted on every run.
         self._children: dict[tuple[str, ...], Any] = {}

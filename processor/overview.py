@@ -13,6 +13,7 @@ import redis
 from processor.broker import BrokerState, probe_broker
 from processor.cli.render import iso
 from processor.cli.scrape import Reading, merged_buckets, quantile, scrape
+from processor.reconcile.state import ReconcileState
 from processor.stats import Snapshot, read_snapshot
 from shared.clock import wall_ms
 from shared.settings import Settings
@@ -49,6 +50,7 @@ def document(
         "abandoned_threads": snapshot.abandoned_threads,
         "broker": _broker(probe_broker(settings.broker_url)),
         "handlers": handlers,
+        "missed_by_webhook": _missed(client, now_ms),
         "metrics": _metrics(url, after, reading, window, elapsed),
     }
 
@@ -60,6 +62,20 @@ def _broker(state: BrokerState) -> dict[str, Any]:
         "reachable": state.reachable,
         "wakeups_queued": state.queued,
         "error": state.error,
+    }
+
+
+def _missed(client: redis.Redis, now_ms: int) -> dict[str, Any]:
+    """Events the Events API had that no webhook delivered (their first arrival was an API copy)."""
+    state = ReconcileState(client)
+    tally = state.tally()
+    cursor = state.cursor()
+    return {
+        "events": tally.missed,
+        "late_webhooks": tally.late_webhooks,
+        "recent": tally.recent,
+        "cursor_after": cursor.after,
+        "cursor_lag_s": round((now_ms - cursor.position_ms) / 1000, 1) if cursor.position_ms else None,
     }
 
 

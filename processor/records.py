@@ -14,7 +14,7 @@ import orjson
 from processor.routing import Target, decode_routes
 from shared.errors import WireFormatError
 from shared.settings import Settings
-from shared.wire import QueuedEvent, encode_message
+from shared.wire import WEBHOOK, QueuedEvent, encode_message
 
 __all__ = [
     "Admission",
@@ -108,6 +108,7 @@ class Admission:
     targets: tuple[Target, ...]
     message: bytes
     digest: str  # of the raw body: tells a redelivery of the same bytes from a conflicting one
+    channel: str = WEBHOOK  # which channel brought this arrival (shared.wire)
 
 
 @dataclass(frozen=True, slots=True)

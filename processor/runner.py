@@ -37,6 +37,8 @@ log = get_logger("hookyard.runner")
 
 WakeSender = Callable[[list[tuple[int, str]], str], None]
 
+#: How long an event whose stored bytes are missing waits before it is tried again.
+_MISSING_BODY_RETRY_MS = 30_000
 _UNKNOWN_HANDLER_RETRY_MS = 30_000
 _GATE_CLOSED_RETRY_MS = 500
 
@@ -183,6 +185,14 @@ class Runner:
             # memory, a segfault): set it aside. A suspect not yet run alone gets that run first.
             return self.outcomes.fail(claim, spec, "WorkerLost", "the worker died during every allowed attempt", "",
                               retry_in_s=0.0, wake=wake, final=True)  # fmt: skip
+        if not claim.message:
+            # The pair knows the event but its bytes are gone: the store lost part of a slot (a primary killed in
+            # the middle of a slot migration leaves keys on both nodes). That is the store's to repair, not the
+            # event's fault: give it back uncounted and try again later, loudly, instead of dead-lettering it.
+            log.error("run.body_missing", handler=claim.handler, event_id=claim.event_id, shard=claim.shard,
+                      hint="a half-moved slot? `redis-cli --cluster check`; `hookyard doctor`")  # fmt: skip
+            self.store.pairs.release(claim, self.clock_ms(), not_before_ms=self.clock_ms() + _MISSING_BODY_RETRY_MS)
+            return Settled("released", -1, False)
         lease = self.lease_keeper.lease(claim)
         try:
             event = event_from_message(

@@ -75,14 +75,13 @@ def read_snapshot(client: redis.Redis, now_ms: int) -> Snapshot:
     pipe.hgetall(keys.WORKER_INFO)
     for shard in range(keys.SHARDS):
         pipe.hgetall(keys.stats_key(shard))
-    pipe.get(keys.INBOX_WIDTH)
-    *replies, width = pipe.execute()
-    inbox = int(replies[0])
-    if int(width or 1) > 1:  # a sharded inbox: the other shards' lists (each in a slot of its own)
-        pipe = client.pipeline(transaction=False)
-        for shard in range(1, int(width)):
-            pipe.llen(keys.inbox_keys(shard).queue)
-        inbox += sum(int(n) for n in pipe.execute())
+    # The other inbox shards' lists (each in a slot of its own), whatever width was recorded: an empty list costs
+    # nothing to ask about, and a record lost in a failover must not hide waiting events.
+    for shard in range(1, keys.INBOX_SHARDS_MAX):
+        pipe.llen(keys.inbox_keys(shard).queue)
+    replies = pipe.execute()
+    inbox = int(replies[0]) + sum(int(n) for n in replies[-(keys.INBOX_SHARDS_MAX - 1) :])
+    replies = replies[: -(keys.INBOX_SHARDS_MAX - 1)]
     alive = {_text(w) for w in replies[2]}
     snapshot = Snapshot(inbox=inbox, poison=int(replies[1]), workers_alive=len(alive))
     for worker, info in replies[3].items():

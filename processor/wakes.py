@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from typing import Any
 
 import dramatiq
@@ -23,6 +24,8 @@ __all__ = ["WakeSender"]
 QUEUE_CAPACITY = 4096
 #: After a failed send, the sender drops what waits and tries the broker again only after this pause.
 RETRY_AFTER_S = 0.5
+#: How often the sender thread reads the broker's queue depth (for the sweep's backpressure).
+DEPTH_EVERY_S = 0.5
 
 _Wake = tuple[int, list[str], str]
 
@@ -47,6 +50,8 @@ class WakeSender:
         #: Wake-up messages dropped since start: the broker failed them, or the queue was full.
         self.dropped = 0
         self._queue: queue.Queue[_Wake] = queue.Queue(maxsize=capacity)
+        self._depth = 0
+        self._depth_read_at = -DEPTH_EVERY_S
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -60,15 +65,10 @@ class WakeSender:
             self.dropped += 1
 
     def queued(self) -> int:
-        """Wake-ups waiting in the broker's queue, or 0 while the broker is known to be down (nothing to wait
-        for then: sends fail at once, and asking a hung broker would hold the caller)."""
-        if self.outage.down:
-            return 0
-        try:
-            return queued_wakeups(self.actor.broker)
-        except BROKER_ERRORS as exc:
-            self.outage.failed("queue_depth", exc)
-            return 0
+        """Wake-ups waiting in the broker's queue, as the sender thread last read them (at most `DEPTH_EVERY_S`
+        ago): asking from the caller's thread could hold the sweep on a hung broker. 0 while the broker is down."""
+        self._ensure_started()
+        return 0 if self.outage.down else self._depth
 
     def flush(self, timeout_s: float) -> bool:
         """Wait until every wake-up submitted so far was sent or dropped; False if `timeout_s` passed first."""
@@ -92,8 +92,10 @@ class WakeSender:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if time.monotonic() - self._depth_read_at >= DEPTH_EVERY_S:
+                self._read_depth()
             try:
-                shard, pair_ids, sender = self._queue.get(timeout=0.2)
+                shard, pair_ids, sender = self._queue.get(timeout=DEPTH_EVERY_S)
             except queue.Empty:
                 continue
             try:
@@ -109,6 +111,16 @@ class WakeSender:
             self.outage.recovered()
             if self.metrics is not None:
                 self.metrics.wakeups.labels(sender).inc()
+
+    def _read_depth(self) -> None:
+        self._depth_read_at = time.monotonic()
+        try:
+            self._depth = queued_wakeups(self.actor.broker)
+        except BROKER_ERRORS as exc:
+            self.outage.failed("queue_depth", exc)
+            self._stop.wait(self.retry_after_s)
+            return
+        self.outage.recovered()
 
     def _drop_waiting(self) -> None:
         # Queued behind a failed send, they would most likely fail too, each after its own timeout.

@@ -1,7 +1,8 @@
 """Liveness (`/healthz`) and readiness (`/readyz`) of the receiver.
 
 Liveness does no I/O: it says the process can answer. Readiness pings Redis, because a receiver that cannot
-store answers every delivery 503; it also warns when Redis is configured to lose accepted events (no AOF, or
+store answers every delivery 503 (and, with HOOKYARD_MIN_REPLICAS, checks every primary has the replicas each
+append waits for); it also warns when Redis is configured to lose accepted events (no AOF, or
 an eviction policy), which it reads with CONFIG GET at most every `CONFIG_CACHE_S`.
 """
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 from starlette.types import Receive, Scope, Send
 
@@ -120,4 +122,22 @@ class Readiness:
         except (RedisError, OSError, TimeoutError) as exc:
             get_logger(_LOGGER).debug("readiness.ping_failed", error=type(exc).__name__)
             return ReadinessReport(ready=False, redis="unreachable")
+        wanted = self._state.settings.min_replicas
+        if wanted and (have := await fewest_replicas(redis)) < wanted:
+            # Every append would be refused (503) for want of replicas to confirm it: not ready, and say why.
+            return ReadinessReport(ready=False, redis=f"replicas: {have} of {wanted} required")
         return ReadinessReport(ready=True, redis="ok", warnings=await self._config_check.warnings(redis))
+
+
+async def fewest_replicas(redis: Redis) -> int:
+    """The fewest replicas connected to any primary the receiver writes to (0 when that cannot be read)."""
+    try:
+        async with asyncio.timeout(PING_TIMEOUT_S):
+            if isinstance(redis, RedisCluster):
+                infos = await redis.info("replication", target_nodes=RedisCluster.PRIMARIES)
+                counts = [int(info.get("connected_slaves", 0)) for info in infos.values()]
+            else:
+                counts = [int((await redis.info("replication")).get("connected_slaves", 0))]
+    except (RedisError, OSError, TimeoutError):
+        return 0
+    return min(counts, default=0)

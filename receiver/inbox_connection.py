@@ -27,7 +27,15 @@ import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import AskError, MovedError, NoScriptError, RedisError, ResponseError, TryAgainError
+from redis.exceptions import (
+    AskError,
+    MovedError,
+    NoScriptError,
+    RedisError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 
 from shared import scripts
 from shared.errors import StoreUnavailable
@@ -96,12 +104,14 @@ class InboxConnection:
         node = self._primary(cluster)
         asking = False
         command = b"EVALSHA"
-        for _ in range(_MAX_REDIRECTS):
+        redirects = 0
+        while redirects < _MAX_REDIRECTS:
             try:
                 await self._send_to_node(node, command, messages, answer_by, asking=asking)
                 return
             except NoScriptError:
                 command = b"EVAL"  # a node restarted or just promoted: nothing ran
+                redirects += 1
             except AskError as exc:
                 # MOVED (the slot has a new owner) or ASK (it is migrating and our keys are on the target already):
                 # nothing ran; the reply names the node to send to.
@@ -113,8 +123,13 @@ class InboxConnection:
                     self._refresh_in_background(cluster, None)
                     raise StoreUnavailable("the inbox shard's slot moved to a node not yet known") from exc
                 node, asking = target, not moved
+                redirects += 1
             except TryAgainError:
-                await asyncio.sleep(_TRY_AGAIN_S)  # the keys are split between the two nodes of a migration
+                # The slot is migrating and our keys are split between its two nodes (or not yet on either): a
+                # moment later they are on one. Worth waiting for while the request can still be answered 200.
+                if asyncio.get_running_loop().time() + _TRY_AGAIN_S >= answer_by:
+                    raise StoreUnavailable("the inbox shard's slot is mid-migration; try again") from None
+                await asyncio.sleep(_TRY_AGAIN_S)
             except BaseException:
                 # Down, frozen (a timeout, a cancelled wait) or refusing: the cluster may be failing it over. The
                 # slot map is refreshed in the background, outside any request's deadline, and tries this node last.
@@ -133,8 +148,12 @@ class InboxConnection:
             await cluster.nodes_manager.initialize(last_failed_node_name=failed_node)
 
     def _primary(self, cluster: RedisCluster) -> ClusterNode:
-        node = cluster.get_node_from_key(self._keys[0].decode())
+        try:
+            node = cluster.get_node_from_key(self._keys[0].decode())
+        except SlotNotCoveredError:
+            node = None  # mid-failover, the slot map may lack the slot for a moment
         if node is None:
+            self._refresh_in_background(cluster, None)
             raise StoreUnavailable("no primary serves the inbox shard's slot now")
         return node
 

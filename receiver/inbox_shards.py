@@ -25,6 +25,8 @@ from shared.logging import get_logger
 __all__ = ["ShardedInbox"]
 
 _WIDEN_RETRY_S = 1.0
+#: The record is re-asserted this often: a failover may take back a write that had not reached the replica.
+_WIDEN_EVERY_S = 5.0
 
 
 class ShardedInbox:
@@ -47,7 +49,7 @@ class ShardedInbox:
         self._widen: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Record the inbox width in the background (retried until Redis takes it)."""
+        """Record the inbox width in the background, again every few seconds for the receiver's life."""
         self._widen = asyncio.get_running_loop().create_task(self._record_width())
 
     async def append(self, message: bytes, source: str = "", event_id: str = "") -> None:
@@ -68,7 +70,8 @@ class ShardedInbox:
         while True:
             try:
                 await self._redis.eval(scripts.source("inbox_width"), 1, INBOX_WIDTH, len(self._writers))
-                return
+                pause = _WIDEN_EVERY_S
             except (RedisError, OSError) as exc:
                 get_logger("hookyard.receiver.inbox").debug("inbox.width_not_recorded", error=type(exc).__name__)
-                await asyncio.sleep(_WIDEN_RETRY_S)
+                pause = _WIDEN_RETRY_S
+            await asyncio.sleep(pause)

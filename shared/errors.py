@@ -6,6 +6,8 @@ HookyardError
 ├── EnvelopeError          a body is not a usable event envelope (`reason` says why)
 ├── WireFormatError        a queued message cannot be decoded
 ├── StoreUnavailable       Redis did not acknowledge a step (translated from redis-py errors)
+├── EventsApiError         the WorkOS Events API refused a request (translated from the workos SDK's errors)
+│   └── EventsApiUnavailable   ... or could not answer now (429, 5xx, no connection): try again later
 └── RegistrationError      a handler or handler module cannot be registered
 """
 
@@ -18,6 +20,8 @@ __all__ = [
     "ConfigError",
     "EnvelopeError",
     "EnvelopeReason",
+    "EventsApiError",
+    "EventsApiUnavailable",
     "HookyardError",
     "RegistrationError",
     "SignatureError",
@@ -67,6 +71,19 @@ class WireFormatError(HookyardError):
 
 class StoreUnavailable(HookyardError):
     """Redis did not acknowledge a step in time; the caller may retry, nothing was confirmed."""
+
+
+class EventsApiError(HookyardError):
+    """The WorkOS Events API refused a request (bad key, bad parameters): retrying the same request will not help."""
+
+
+class EventsApiUnavailable(EventsApiError):
+    """The Events API could not answer now (rate limited, a server error, unreachable). `retry_after_s` is the wait
+    it asked for (`Retry-After`), if it said."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class ArchiveExpired(HookyardError):

@@ -20,6 +20,10 @@ __all__ = [
     "INBOX_SHARDS_MAX",
     "INBOX_WAKE",
     "INBOX_WIDTH",
+    "RECONCILE_CURSOR",
+    "RECONCILE_LEASE",
+    "RECONCILE_MISSED",
+    "RECONCILE_STATS",
     "SHARDS",
     "WAKE_NAMESPACE",
     "WAKE_QUEUE",
@@ -56,6 +60,12 @@ INBOX_POISON = "{hy:inbox}:poison"  # messages that cannot be decoded, kept for 
 INBOX_WIDTH = "{hy:inbox}:width"
 INBOX_INGESTERS = "{hy:inbox}:ingesters"  # zset "<role>:<host>:<pid>" -> last seen (ms): who shares the shards
 INBOX_SHARDS_MAX = 64
+# The Events API reconciler (`hookyard reconcile`, HOOKYARD_RECONCILE_INTERVAL): one leader at a time, its place
+# in the API's event list, and the events whose first arrival came through the API rather than a webhook.
+RECONCILE_LEASE = "{hy:reconcile}:lease"  # string: the leading reconciler's token, with expiry
+RECONCILE_CURSOR = "{hy:reconcile}:cursor"  # hash: after (event id), caught_up_ms, updated_ms
+RECONCILE_STATS = "{hy:reconcile}:stats"  # hash: missed:<source>, late_webhook:<source> counters
+RECONCILE_MISSED = "{hy:reconcile}:missed"  # zset "<source>:<event id>" by admission time, trimmed by count
 WORKERS = "{hy:workers}"  # zset "<host>:<pid>" -> last heartbeat (ms), written by every worker's sweep
 # Dramatiq's Redis broker keeps the wake-up queue under its namespace: the list of message ids it holds.
 WAKE_NAMESPACE = "hookyard-dramatiq"

@@ -14,7 +14,9 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
+from shared.console_settings import ConsoleSettings, read_console
 from shared.errors import ConfigError
 from shared.keys import INBOX_SHARDS_MAX
 
@@ -22,6 +24,7 @@ __all__ = [
     "CLUSTER_SCHEMES",
     "DEFAULT_SOURCE",
     "STORE_URL_SCHEMES",
+    "ReconcileSettings",
     "Secret",
     "Settings",
     "SourceConfig",
@@ -167,6 +170,20 @@ class _Reader:
 
 
 @dataclass(frozen=True, slots=True)
+class ReconcileSettings:
+    """Reconciliation from the WorkOS Events API (`hookyard reconcile`, and the workers' loop when `interval_s`)."""
+
+    api_key: Secret | None = None
+    base_url: str = "https://api.workos.com"
+    interval_s: float = 0.0  # 0: the workers do not reconcile
+    settle_s: float = 60.0  # events younger than this are left to their webhooks
+    since_s: float = 86400.0  # where a cursor that was never set starts
+    source: str = DEFAULT_SOURCE  # the source API copies are filed under (dedupe with its webhooks)
+    types: tuple[str, ...] = ()  # empty: every type a loaded handler subscribes to
+    organization: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything configurable, in one immutable object built once per process by `Settings.from_env`."""
 
@@ -201,12 +218,8 @@ class Settings:
     dead_letter_retention_s: float = 30 * 86400.0
     dead_letter_limit: int = 100_000
     worker_metrics_port: int = 9191
-    # console
-    console_host: str = "127.0.0.1"
-    console_port: int | None = None
-    console_token: Secret | None = field(default=None, repr=False)
-    console_redact: tuple[str, ...] = ()
-    console_sample_interval_s: float = 60.0
+    reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
     # both
     log_level: str = "info"
     log_format: str = "auto"
@@ -270,11 +283,8 @@ class Settings:
             dead_letter_retention_s=letter_retention,
             dead_letter_limit=read.integer("HOOKYARD_DEAD_LETTER_LIMIT", 100_000, minimum=16, maximum=100_000_000),
             worker_metrics_port=read.integer("HOOKYARD_WORKER_METRICS_PORT", 9191, maximum=65535),
-            console_host=read.text("HOOKYARD_CONSOLE_HOST", "127.0.0.1"),
-            console_port=read.integer("HOOKYARD_CONSOLE_PORT", 0, maximum=65535) or None,
-            console_token=_console_token(read),
-            console_redact=_redaction_paths(read),
-            console_sample_interval_s=read.duration("HOOKYARD_CONSOLE_SAMPLE_INTERVAL", 60.0, minimum=1.0),
+            reconcile=_read_reconcile(read, sources),
+            console=read_console(read),
             log_level=read.choice("HOOKYARD_LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
             log_format=read.choice("HOOKYARD_LOG_FORMAT", "auto", ("auto", "json", "console")),
             data_dir=read.text("HOOKYARD_DATA_DIR", ".hookyard"),
@@ -298,38 +308,6 @@ class Settings:
         return self.recovery_timeout_s / 3
 
 
-def _mirror_url(read: _Reader) -> str | None:
-    raw = (read.raw("HOOKYARD_MIRROR_URL") or "").strip()
-    if not raw:
-        return None
-    # A SQLAlchemy URL names its backend before "://": sqlite:///path, postgresql+psycopg://user@host/db.
-    if not re.match(r"^[a-z][a-z0-9]*(\+[a-z0-9_]+)?://", raw):
-        raise ConfigError("HOOKYARD_MIRROR_URL", "expected a SQLAlchemy URL such as postgresql+psycopg://host/db")
-    return raw
-
-
-def _console_token(read: _Reader) -> Secret | None:
-    # The console's actions (replay, purge, resend) need it; without it the console is read-only.
-    token = read.text("HOOKYARD_CONSOLE_TOKEN", "")
-    if not token:
-        return None
-    if len(token) < 16:
-        raise ConfigError("HOOKYARD_CONSOLE_TOKEN", "must be at least 16 characters")
-    return Secret(token.encode())
-
-
-_REDACT_PATH = re.compile(r"^[A-Za-z0-9_\-*]+(\.[A-Za-z0-9_\-*]+)*$")
-
-
-def _redaction_paths(read: _Reader) -> tuple[str, ...]:
-    # Dotted paths into the envelope (`data.emails`, `data.*.email`); checked here so a typo stops the console.
-    paths = read.csv("HOOKYARD_CONSOLE_REDACT")
-    for path in paths:
-        if not _REDACT_PATH.match(path):
-            raise ConfigError("HOOKYARD_CONSOLE_REDACT", f"{path!r} is not a dotted path such as data.emails")
-    return paths
-
-
 _BROKER_SCHEMES = ("redis://", "rediss://", "unix://", "amqp://", "amqps://")
 
 
@@ -348,7 +326,55 @@ def _read_broker_url(read: _Reader, redis_url: str) -> str:
         return redis_url
     if not broker_url.startswith(_BROKER_SCHEMES):
         raise ConfigError("HOOKYARD_BROKER_URL", "must start with " + ", ".join(_BROKER_SCHEMES))
+    try:
+        urlsplit(broker_url).port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        raise ConfigError("HOOKYARD_BROKER_URL", "its port is not a number between 0 and 65535") from None
     return broker_url
+
+
+#: The Events API keeps 30 days of events: a cursor cannot usefully start further back.
+_EVENTS_API_HORIZON_S = 30 * 86400.0
+
+
+def _read_reconcile(read: _Reader, sources: Mapping[str, SourceConfig]) -> ReconcileSettings:
+    # WORKOS_API_KEY and WORKOS_BASE_URL are the names the workos SDK itself documents; they are read here and
+    # handed to the SDK, so nothing else reads the environment.
+    key = read.text("WORKOS_API_KEY", "")
+    base_url = read.text("WORKOS_BASE_URL", "https://api.workos.com")
+    if not base_url.startswith(("https://", "http://")):
+        raise ConfigError("WORKOS_BASE_URL", f"must be an http(s) URL, got {base_url!r}")
+    interval = read.duration("HOOKYARD_RECONCILE_INTERVAL", 0.0)
+    if 0 < interval < 1.0:
+        raise ConfigError("HOOKYARD_RECONCILE_INTERVAL", "must be 0 (off) or at least 1 s")
+    if interval and not key:
+        raise ConfigError("WORKOS_API_KEY", "not set, but HOOKYARD_RECONCILE_INTERVAL turns reconciliation on")
+    since = read.duration("HOOKYARD_RECONCILE_SINCE", 86400.0, minimum=60.0)
+    if since > _EVENTS_API_HORIZON_S:
+        raise ConfigError("HOOKYARD_RECONCILE_SINCE", "must be at most 30d (the Events API keeps 30 days)")
+    source = read.text("HOOKYARD_RECONCILE_SOURCE", DEFAULT_SOURCE)
+    if source not in sources and sources:
+        raise ConfigError("HOOKYARD_RECONCILE_SOURCE", f"{source!r} is not a configured source")
+    return ReconcileSettings(
+        api_key=Secret(key.encode()) if key else None,
+        base_url=base_url,
+        interval_s=interval,
+        settle_s=read.duration("HOOKYARD_RECONCILE_SETTLE", 60.0),
+        since_s=since,
+        source=source,
+        types=read.csv("HOOKYARD_RECONCILE_TYPES"),
+        organization=read.text("HOOKYARD_RECONCILE_ORGANIZATION", "") or None,
+    )
+
+
+def _mirror_url(read: _Reader) -> str | None:
+    raw = (read.raw("HOOKYARD_MIRROR_URL") or "").strip()
+    if not raw:
+        return None
+    # A SQLAlchemy URL names its backend before "://": sqlite:///path, postgresql+psycopg://user@host/db.
+    if not re.match(r"^[a-z][a-z0-9]*(\+[a-z0-9_]+)?://", raw):
+        raise ConfigError("HOOKYARD_MIRROR_URL", "expected a SQLAlchemy URL such as postgresql+psycopg://host/db")
+    return raw
 
 
 def _read_sources(read: _Reader, *, require_secret: bool) -> dict[str, SourceConfig]:

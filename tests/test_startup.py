@@ -49,3 +49,5 @@ def test_redact_url() -> None:
     assert redact_url("redis://u:p@h:1/0") == "redis://u:***@h:1/0"
     assert redact_url("rediss://:p@h:1") == "rediss://***@h:1"
     assert redact_url("redis://h:1/0") == "redis://h:1/0"
+    assert redact_url("amqp://hy:hunter2@rabbit:5672/%2F?heartbeat=10") == "amqp://hy:***@rabbit:5672/%2F?heartbeat=10"
+    assert redact_url("amqps://hy:p@ss@rabbit/vh") == "amqps://hy:***@rabbit/vh"

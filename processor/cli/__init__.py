@@ -1,6 +1,6 @@
 """The `hookyard` command: run everything locally (`dev`), send and verify signed events (`send`, `verify`),
-look after a running installation (`doctor`, `stats`, `events`, `dlq`, `handlers`, `console`), read the WorkOS
-mirror (`orgs`, `org`, `mirror migrate`), and start the production processes (`receiver`, `worker`).
+look after a running installation (`doctor`, `stats`, `events`, `dlq`, `handlers`, `reconcile`, `console`), read
+the WorkOS mirror (`orgs`, `org`, `mirror migrate`), and start the production processes (`receiver`, `worker`).
 
 This is the entry point that reads the process environment (once, in `main`); every verb below it is handed a
 plain mapping and goes through `Settings` for what Hookyard itself configures. Each verb (or verb group) lives
@@ -72,6 +72,7 @@ def _verbs() -> tuple[Callable[[Verbs], None], ...]:
     from processor.cli.handlers import add_parser as add_handlers
     from processor.cli.mirror import add_parser as add_mirror
     from processor.cli.orgs import add_org_parser, add_orgs_parser
+    from processor.cli.reconcile import add_parser as add_reconcile
     from processor.cli.send import add_parser as add_send
     from processor.cli.servers import add_receiver_parser, add_worker_parser
     from processor.cli.stats import add_parser as add_stats
@@ -86,6 +87,7 @@ def _verbs() -> tuple[Callable[[Verbs], None], ...]:
         add_events,
         add_dlq,
         add_handlers,
+        add_reconcile,
         add_orgs_parser,
         add_org_parser,
         add_mirror,

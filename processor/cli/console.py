@@ -37,13 +37,15 @@ def _run(args: argparse.Namespace, environ: dict[str, str]) -> int:
     from processor.console.server import serve  # the web stack only for this verb
 
     settings = settings_for_redis(environ)
+    console = settings.console
     settings = dataclasses.replace(
         settings,
-        console_host=args.host or settings.console_host,
-        console_port=args.port or settings.console_port or DEFAULT_PORT,
+        console=dataclasses.replace(
+            console, host=args.host or console.host, port=args.port or console.port or DEFAULT_PORT
+        ),
     )
     registry = registry_or_none(settings) or Registry()
-    mode = "actions need the token" if settings.console_token else "read-only (HOOKYARD_CONSOLE_TOKEN not set)"
-    say(f"console on http://{client_host(settings.console_host)}:{settings.console_port}/ — {mode}")
+    mode = "actions need the token" if settings.console.token else "read-only (HOOKYARD_CONSOLE_TOKEN not set)"
+    say(f"console on http://{client_host(settings.console.host)}:{settings.console.port}/ — {mode}")
     serve(settings, registry)
     return 0

@@ -21,6 +21,7 @@ from processor.cli.handler_sets import LiveHandlers, read_live_handlers
 from processor.cli.mirror import configured_mirror_url, mirror_revision
 from processor.cli.render import Marks, age, iso, print_json, say
 from processor.mirror.migrate import head_revision
+from processor.reconcile.state import ReconcileState
 from processor.stats import ALIVE_MS, read_snapshot
 from shared.clock import wall_ms
 from shared.durability import CONFIG_NAMES, Durability, assess_durability
@@ -39,9 +40,9 @@ def add_parser(verbs: Verbs) -> None:
             "shown, never the secret), Redis answers, runs with appendonly yes and maxmemory-policy "
             "noeviction, its clock agrees with this machine's (a warning above 1 s), the live workers loaded "
             "one and the same handler set (a warning when they differ: a rolling deploy; with no live worker, "
-            "every handler module imports here), workers are alive, the wake-up broker answers, and the WorkOS "
-            "mirror's database (when one is configured) answers and is migrated. One line per check (✓ ok, "
-            "! warning, "
+            "every handler module imports here), workers are alive, the Events API reconcile cursor keeps up, "
+            "the wake-up broker answers, and the WorkOS mirror's database (when one is configured) answers and is "
+            "migrated. One line per check (✓ ok, ! warning, "
             "✗ failure, - skipped) with a hint. Exits 0 when nothing failed, 1 otherwise; warnings do not fail."
         ),
     )
@@ -71,6 +72,9 @@ def _run(args: argparse.Namespace, environ: dict[str, str]) -> int:
                 found.append(check_cluster(client, settings))
         found.append(check_handlers(settings, read_live_handlers(client, now_ms) if info is not None else None))
         found.append(check_workers(client, now_ms) if info is not None else Check("workers", "skip", unreachable))
+        found.append(
+            check_reconcile(client, settings, now_ms) if info is not None else Check("reconcile", "skip", unreachable)
+        )
     if settings.broker_url == settings.redis_url and info is None:
         found.append(Check("broker", "skip", unreachable))  # the same Redis: asking again would only wait again
     else:
@@ -293,6 +297,32 @@ def check_broker(settings: Settings) -> Check:
         f"{where} did not answer ({state.error}): events are kept, but no handler runs until it does",
         "start the broker or fix HOOKYARD_BROKER_URL (docs/operations.md, The wake-up broker)",
     )
+
+
+def check_reconcile(client: redis.Redis, settings: Settings, now_ms: int) -> Check:
+    """With HOOKYARD_RECONCILE_INTERVAL set, the reconcile cursor keeps up with the Events API."""
+    config = settings.reconcile
+    state = ReconcileState(client)
+    missed = sum(state.tally().missed.values())
+    tally = f"{missed} event{'s' if missed != 1 else ''} missed by webhooks so far"
+    if not config.interval_s:
+        return Check("reconcile", "ok", f"off (HOOKYARD_RECONCILE_INTERVAL unset); {tally}")
+    cursor = state.cursor()
+    if cursor.position_ms is None:
+        return Check(
+            "reconcile", "warn", "on, but no round has finished yet",
+            "check the workers' `reconcile.*` log lines (WORKOS_API_KEY, WORKOS_BASE_URL)",
+        )  # fmt: skip
+    lag_s = (now_ms - cursor.position_ms) / 1000
+    # A healthy loop is settle + about one interval behind; three intervals more means rounds are failing.
+    allowed_s = config.settle_s + 3 * config.interval_s + 60
+    detail = f"cursor {age(lag_s)} behind (settle {age(config.settle_s)}); {tally}"
+    if lag_s > allowed_s:
+        return Check(
+            "reconcile", "warn", detail,
+            "the Events API is failing or rate limiting: see `hookyard_reconcile_requests_total` and the logs",
+        )  # fmt: skip
+    return Check("reconcile", "ok", detail)
 
 
 def _durability(client: redis.Redis, info: dict[str, Any]) -> Durability:

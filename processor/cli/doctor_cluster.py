@@ -15,6 +15,14 @@ from shared.settings import Settings
 __all__ = ["check_cluster"]
 
 
+def _slots_in_migration(node_client: redis.Redis) -> set[str]:
+    """Slots this node marks as migrating or importing (`[slot->-id]`, `[slot-<-id]` in its own CLUSTER NODES line)."""
+    raw = node_client.execute_command("CLUSTER", "NODES")  # type: ignore[no-untyped-call]
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    mine = next((line for line in text.splitlines() if "myself" in line), "")
+    return {part.strip("[").split("-", 1)[0] for part in mine.split()[8:] if part.startswith("[")}
+
+
 def check_cluster(client: redis.Redis, settings: Settings) -> Check:
     if not isinstance(client, redis.cluster.RedisCluster):
         return Check("cluster", "skip", "REDIS_URL names one server")
@@ -22,6 +30,7 @@ def check_cluster(client: redis.Redis, settings: Settings) -> Check:
     weak: list[str] = []
     short: list[str] = []
     down: list[str] = []
+    half_moved: set[str] = set()
     state = "?"
     for node in client.get_nodes():
         node_client = client.get_redis_connection(node)
@@ -32,6 +41,7 @@ def check_cluster(client: redis.Redis, settings: Settings) -> Check:
                 raw = node_client.execute_command("CLUSTER", "INFO")
                 text = raw.decode() if isinstance(raw, bytes) else str(raw)
                 state = "ok" if "cluster_state:ok" in text else "fail"
+            half_moved |= _slots_in_migration(node_client)
         except redis.RedisError:
             down.append(node.name)  # its primary (if it was a replica) shows one replica fewer below
             continue
@@ -51,6 +61,14 @@ def check_cluster(client: redis.Redis, settings: Settings) -> Check:
     if weak:
         status = "fail"
         hints.append(f"not durable (appendonly yes, maxmemory-policy noeviction needed): {', '.join(weak)}")
+    if half_moved:
+        # A migration that stopped half way (its source or target died, or redis-cli was interrupted): the slot's
+        # keys may be split between two nodes, and events on it wait (logged as run.body_missing) until repaired.
+        status = "fail"
+        hints.append(
+            f"slots left mid-migration: {', '.join(sorted(half_moved, key=int)[:10])} — finish or undo them "
+            "(`redis-cli --cluster fix`, or CLUSTER SETSLOT … NODE on both nodes) before more traffic lands"
+        )
     if down:
         status = "warn" if status == "ok" else status
         hints.append(f"not answering: {', '.join(down)}")

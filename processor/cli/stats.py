@@ -145,6 +145,15 @@ def _show(document: dict[str, Any], args: argparse.Namespace, *, clear: bool) ->
             f"held (window): younger than the hold-back window (HOOKYARD_REORDER_WINDOW={window}); ordered handlers "
             "wait that long for earlier events before they run one"
         )
+    missed = document["missed_by_webhook"]
+    if missed["events"] or missed["cursor_after"] or missed["cursor_lag_s"] is not None:
+        counts = ", ".join(f"{n} {source}" for source, n in sorted(missed["events"].items())) or "none"
+        lag = missed["cursor_lag_s"]
+        say(
+            f"missed by webhooks (first arrived through the Events API): {counts}"
+            + (f" · latest {', '.join(missed['recent'][:3])}" if missed["recent"] else "")
+            + (f" · reconcile cursor {age(lag)} behind" if lag is not None else "")
+        )
     expired = {name: entry["expired"] for name, entry in document["handlers"].items() if entry["expired"]}
     for name, counts in sorted(expired.items()):
         dropped = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))

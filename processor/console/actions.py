@@ -20,8 +20,7 @@ audit_log = get_logger("hookyard.console.audit")
 
 async def authorized_form(request: Request, action: str) -> tuple[FormData, Access] | Response:
     """The action's form when the request may act; otherwise the 403 to answer (and an audit line)."""
-    token = console_of(request).settings.console_token
-    access = access_of(request, token.value if token else None)
+    access = access_of(request, console_of(request).settings.console.token)
     form = await request.form()
     csrf = form.get("csrf")
     reason = None

@@ -61,7 +61,7 @@ def build_app(settings: Settings, registry: Registry, *, sample: bool = True) ->
     themselves)."""
     client = redis_client(settings.redis_url, OPERATOR)
     url = metrics_url(settings.host, settings.worker_metrics_port) if settings.worker_metrics_port else None
-    sampler = Sampler(client, url, settings.console_sample_interval_s)
+    sampler = Sampler(client, url, settings.console.sample_interval_s)
     console = Console(settings, client, registry, sampler, StoreTimings.from_settings(settings))
 
     @asynccontextmanager

@@ -179,7 +179,7 @@ def _event_context(console: Console, source: str, event_id: str) -> dict[str, An
     now_ms = wall_ms()
     statuses = handler_statuses(console.client, console.registry, archived, now_ms, window_ms=console.timings.window_ms)
     document = event_lookup.event_document(archived, statuses, now_ms)
-    paths = console.settings.console_redact
+    paths = console.settings.console.redact
     envelope = redact(document["envelope"], paths)
     pretty = orjson.dumps(envelope, option=orjson.OPT_INDENT_2).decode() if not isinstance(envelope, str) else envelope
     return {

@@ -56,5 +56,5 @@ def _context(console: Console) -> dict[str, Any]:
         "doc": document,
         "workers": workers,
         "charts": charts,
-        "interval_s": console.settings.console_sample_interval_s,
+        "interval_s": console.settings.console.sample_interval_s,
     }

@@ -45,8 +45,7 @@ def console_of(request: Request) -> Any:
 def page(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
     """Render `template` with the page context every template relies on."""
     console = console_of(request)
-    token = console.settings.console_token
-    access = access_of(request, token.value if token else None)
+    access = access_of(request, console.settings.console.token)
     response: Response = request.app.state.templates.TemplateResponse(
         request,
         template,

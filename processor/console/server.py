@@ -19,8 +19,8 @@ def serve(settings: Settings, registry: Registry) -> None:
     app = build_app(settings, registry)
     config = uvicorn.Config(
         app,
-        host=settings.console_host,
-        port=settings.console_port or 0,
+        host=settings.console.host,
+        port=settings.console.port or 0,
         log_config=None,
         access_log=False,
         server_header=False,
@@ -28,9 +28,9 @@ def serve(settings: Settings, registry: Registry) -> None:
     )
     log.info(
         "console.starting",
-        host=settings.console_host,
-        port=settings.console_port,
-        read_only=settings.console_token is None,
-        redacted_paths=len(settings.console_redact),
+        host=settings.console.host,
+        port=settings.console.port,
+        read_only=settings.console.token is None,
+        redacted_paths=len(settings.console.redact),
     )
     uvicorn.Server(config).run()

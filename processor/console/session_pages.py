@@ -18,7 +18,7 @@ def sign_in_form(request: Request) -> Response:
 
 
 async def sign_in(request: Request) -> Response:
-    token = console_of(request).settings.console_token
+    token = console_of(request).settings.console.token
     form = await request.form()
     given = form.get("token")
     anonymous = Access(actions_enabled=token is not None, signed_in=False, actor="anonymous")
@@ -27,10 +27,10 @@ async def sign_in(request: Request) -> Response:
     if not same_origin(request):
         audit(anonymous, "sign_in", "refused", reason="another origin")
         return page(request, "login.html", 403, error="Refused: the form came from another origin.")
-    if not isinstance(given, str) or not token_matches(token.value, given):
+    if not isinstance(given, str) or not token_matches(token, given):
         audit(anonymous, "sign_in", "refused", reason="wrong token")
         return page(request, "login.html", 403, error="That is not the console token.")
-    cookie = new_session(token.value)
+    cookie = new_session(token)
     audit(Access(True, True, f"session:{cookie[:8]}"), "sign_in", "ok")
     response = RedirectResponse("/", status_code=303)
     secure = request.url.scheme == "https"

@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -46,6 +47,8 @@ class PrivateRabbitmq:
         self.base_dir = base_dir.resolve()
         self.port = port or free_port()
         self.dist_port = free_port()
+        while self.dist_port == self.port:  # two free ports, not one port twice
+            self.dist_port = free_port()
         self.node = f"hookyard-{self.port}@localhost"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -90,7 +93,8 @@ class PrivateRabbitmq:
         deadline = time.monotonic() + timeout_s
         while not self.answers():
             if self.process.poll() is not None:
-                raise HookyardError(f"rabbitmq-server exited at start; see {self.base_dir / 'server.log'}")
+                said = (self.base_dir / "server.log").read_text(errors="replace").strip().splitlines()[-12:]
+                raise HookyardError("rabbitmq-server exited at start:\n" + "\n".join(said))
             if time.monotonic() > deadline:
                 self.stop()
                 raise HookyardError(f"RabbitMQ node {self.node} did not accept AMQP connections in time")
@@ -149,3 +153,26 @@ class PrivateRabbitmq:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def main() -> int:
+    """`python -m processor.devtools.rabbitmq [DIR]`: run a private node until Ctrl-C, for trying the RabbitMQ
+    broker with `make run` (`HOOKYARD_BROKER_URL=<the URL printed> make run` in another terminal)."""
+    base = Path(sys.argv[1] if len(sys.argv) > 1 else ".hookyard/rabbitmq")
+    node = PrivateRabbitmq(base)
+    started = time.monotonic()
+    node.start()
+    print(f"RabbitMQ node {node.node} ready in {time.monotonic() - started:.1f} s; files in {base}", flush=True)
+    print(f"HOOKYARD_BROKER_URL={node.url}", flush=True)
+    try:
+        while node.running:
+            time.sleep(1)  # the node runs until Ctrl-C; nothing to poll but its exit
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

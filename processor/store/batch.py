@@ -22,7 +22,7 @@ import redis.cluster
 from processor.store.calls import Scripts, call, reraise
 from shared.errors import StoreUnavailable
 
-__all__ = ["ScriptBatch"]
+__all__ = ["NotReplicated", "ScriptBatch"]
 
 #: Replies that mean the script did not run, so sending it again is safe.
 _NOT_RUN: Final = (
@@ -33,6 +33,16 @@ _NOT_RUN: Final = (
 #: How many times calls that did not run are sent again, and the pause between (a slot's migration is short).
 _ROUNDS: Final = 50
 _PAUSE_S: Final = 0.02
+
+
+class NotReplicated(StoreUnavailable):
+    """The calls ran on their primary, but fewer replicas than required confirmed them in time: what they did must
+    not be acted on (a failover could take it back). `replies` are what the calls answered, so that a caller can
+    undo what it must not leave behind (a claim nobody will run)."""
+
+    def __init__(self, message: str, replies: list[Any]) -> None:
+        super().__init__(message)
+        self.replies = replies
 
 
 class ScriptBatch:
@@ -98,9 +108,10 @@ class ScriptBatch:
         if wait:
             confirmed = results.pop()
             if not isinstance(confirmed, int) or confirmed < wait:
-                raise StoreUnavailable(
+                raise NotReplicated(
                     f"redis: {confirmed if isinstance(confirmed, int) else 0} of {wait} replicas confirmed the writes "
-                    f"within {self._scripts.replica_wait_ms} ms"
+                    f"within {self._scripts.replica_wait_ms} ms",
+                    results,
                 )
         return dict(zip(indexes, results, strict=True))
 

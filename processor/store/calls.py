@@ -27,10 +27,15 @@ _OUTAGES = (
     redis.exceptions.OutOfMemoryError,
     redis.exceptions.ReadOnlyError,
     redis.exceptions.MasterDownError,
+    # A cluster that lost a primary and has not promoted its replica yet, redirections that did not settle (redis-py's
+    # "TTL exhausted" mid-migration), or a slot map that does not cover a key for the moment: the same as a server
+    # away. (ClusterError covers CLUSTERDOWN too.)
+    redis.exceptions.ClusterError,
+    redis.exceptions.SlotNotCoveredError,
 )
 # The same, as an error code at the start of a reply or inside a script's error ("... @user_script: 4: -OOM ...")
 # (redis-py strips the code from the errors it maps to a class, and has no class for some of them).
-_OUTAGE_CODES = re.compile(r"(?:^|-)(?:MISCONF|NOREPLICAS|OOM|READONLY|LOADING|MASTERDOWN)\b")
+_OUTAGE_CODES = re.compile(r"(?:^|-)(?:MISCONF|NOREPLICAS|OOM|READONLY|LOADING|MASTERDOWN|CLUSTERDOWN)\b")
 
 
 def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -43,9 +48,6 @@ def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
         if _OUTAGE_CODES.search(str(exc)):
             raise StoreUnavailable(f"redis: {exc}") from exc
         raise
-    except redis.exceptions.ClusterError as exc:
-        # A cluster whose slot map is being rebuilt (a failover, a node gone): the same as a server away.
-        raise StoreUnavailable(f"redis cluster: {type(exc).__name__}: {exc}") from exc
 
 
 def _raise(exc: Exception) -> Any:

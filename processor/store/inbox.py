@@ -46,8 +46,22 @@ class Inbox:
         call(client.blpop, [keys.inbox_keys(shard).wake], timeout=timeout_s)
 
     def width(self) -> int:
-        """The most inbox shards any receiver has written to (0 if none said)."""
-        return int(call(self.client.get, keys.INBOX_WIDTH) or 0)
+        """How many inbox shards to drain: the most any receiver recorded, or more if a higher shard holds messages
+        (the record is a hint a failover may take back; the lists themselves are the truth)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(keys.INBOX_WIDTH)
+        for shard in range(keys.INBOX_SHARDS_MAX):
+            pipe.exists(keys.inbox_keys(shard).queue)
+        recorded, *present = call(pipe.execute)
+        highest = max((shard + 1 for shard, there in enumerate(present) if there), default=0)
+        return max(int(recorded or 0), highest)
+
+    def depth(self) -> int:
+        """Messages waiting in every inbox shard."""
+        pipe = self.client.pipeline(transaction=False)
+        for shard in range(keys.INBOX_SHARDS_MAX):
+            pipe.llen(keys.inbox_keys(shard).queue)
+        return sum(int(n) for n in call(pipe.execute))
 
     def widen(self, shards: int) -> int:
         """Record that a receiver writes to `shards` shards (the width only grows); returns the width."""

@@ -7,6 +7,7 @@ the fixed argument header of `StoreTimings.pair_header`.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import time
 from collections.abc import Sequence
@@ -16,8 +17,10 @@ import redis
 
 from processor.records import Admission, Admitted, ArchivedEvent, Claim, DeadLetter, Settled, StoreTimings
 from processor.routing import Target, decode_routes, encode_routes
+from processor.store.batch import NotReplicated
 from processor.store.calls import Scripts
 from shared import keys
+from shared.errors import StoreUnavailable
 
 __all__ = ["Pairs"]
 
@@ -137,8 +140,20 @@ class Pairs:
         sent_at = time.monotonic()
         # Replicated: a failover must not forget a claim whose handler is called (its re-run says attempt > 1).
         pk = keys.pair_keys(shard, pair_id)
-        reply = self._run("claim", pk, now_ms, [pair_id, token, int(alone)], replicated=True)
+        try:
+            reply = self._run("claim", pk, now_ms, [pair_id, token, int(alone)], replicated=True)
+        except NotReplicated as exc:
+            # Taken on the primary alone: nobody will run it, so give it back uncounted at once; left to lapse, it
+            # would look like a call that never reported back (a suspect, to be run alone).
+            if not isinstance(exc.replies[0], Exception):
+                self._give_back(Claim.from_reply(shard, pair_id, token, exc.replies[0], sent_at), now_ms)
+            raise
         return Claim.from_reply(shard, pair_id, token, reply, sent_at)
+
+    def _give_back(self, claim: Claim | str, now_ms: int) -> None:
+        if isinstance(claim, Claim):
+            with contextlib.suppress(StoreUnavailable):  # if even this fails, the lease lapses by itself
+                self.release(claim, now_ms)
 
     def complete(
         self, claim: Claim, now_ms: int, *, wake: bool, skipped: DeadLetter | None = None, claim_next: bool = False
@@ -148,7 +163,37 @@ class Pairs:
         dk = keys.DeadLetterKeys(claim.shard)
         member = f"{claim.pair_id}:{claim.event_id}"
         sent_at = time.monotonic()
-        reply = self._run(
+        try:
+            reply = self._complete(claim, now_ms, pk, dk, member, wake=wake, skipped=skipped, claim_next=claim_next)
+        except NotReplicated as exc:
+            # The completion stands (a failover that took it back would re-run the event as a later attempt, the
+            # documented window), but the next event it leased must not run on an unreplicated claim: give it back.
+            reply = exc.replies[0]
+            if isinstance(reply, Exception):
+                raise
+            if len(reply) > 3:
+                self._give_back(Claim.from_reply(claim.shard, claim.pair_id, claim.token, reply[3:], sent_at), now_ms)
+            return Settled.from_reply(reply[:3])
+        settled = Settled.from_reply(reply)
+        if len(reply) > 3:
+            next_claim = Claim.from_reply(claim.shard, claim.pair_id, claim.token, reply[3:], sent_at)
+            if isinstance(next_claim, Claim):
+                return Settled(settled.outcome, settled.next_due_ms, settled.wake, next_claim)
+        return settled
+
+    def _complete(
+        self,
+        claim: Claim,
+        now_ms: int,
+        pk: keys.PairKeys,
+        dk: keys.DeadLetterKeys,
+        member: str,
+        *,
+        wake: bool,
+        skipped: DeadLetter | None,
+        claim_next: bool,
+    ) -> Any:
+        return self._run(
             "complete",
             pk,
             now_ms,
@@ -158,13 +203,9 @@ class Pairs:
                 int(claim_next), claim.attempt,
             ],
             [dk.skipped, dk.records, pk.got_prefix + claim.event_id],
+            # A chained claim is a claim: replicated before its handler is called, like `claim`'s own.
+            replicated=claim_next,
         )  # fmt: skip
-        settled = Settled.from_reply(reply)
-        if len(reply) > 3:
-            next_claim = Claim.from_reply(claim.shard, claim.pair_id, claim.token, reply[3:], sent_at)
-            if isinstance(next_claim, Claim):
-                return Settled(settled.outcome, settled.next_due_ms, settled.wake, next_claim)
-        return settled
 
     def fail(
         self, claim: Claim, now_ms: int, *, retry_at_ms: int, max_attempts: int, letter: DeadLetter, wake: bool

@@ -33,10 +33,6 @@ class Upkeep:
         replies = calls.run()
         return [(shard, _text(pair_id)) for shard, reply in enumerate(replies) for pair_id in reply]
 
-    def queued_wakeups(self) -> int:
-        """How many wake-up messages wait in the Dramatiq queue (for the sweep's backpressure)."""
-        return int(call(self.client.llen, keys.WAKE_QUEUE))
-
     def heartbeat(self, worker: str, now_ms: int, info: dict[str, object] | None = None) -> None:
         """Say this worker is alive, with its counters (for `hookyard_workers_alive` and `hookyard stats`)."""
         args = [worker, now_ms, orjson.dumps(info) if info else ""]

@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 import pytest
+import redis
+from redis.crc import key_slot
 
 from processor.cli import main
 from processor.devtools.embedded_cluster import EmbeddedCluster
@@ -85,3 +87,32 @@ def test_doctor_checks_every_node_of_a_cluster(
     check = cluster_check()
     assert check["status"] == "fail"
     assert f"127.0.0.1:{primary} has 0" in check["hint"]
+
+
+def test_doctor_finds_a_slot_left_mid_migration(
+    cluster_url: str, redis_url: str, redis_cluster: EmbeddedCluster, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    cli_state.use_environment(
+        monkeypatch, REDIS_URL=cluster_url, HOOKYARD_BROKER_URL=redis_url,
+        WORKOS_WEBHOOK_SECRET="whsec_test_0123456789abcdef",
+    )  # fmt: skip
+    # Given a slot marked migrating on its primary and importing on another (a reshard that died half way)
+    slot = key_slot(keys.stats_key(3).encode())
+    source = redis_cluster.port_for_slot(slot)
+    target = next(p for p in redis_cluster.primaries() if p.port != source)
+    source_id = next(p.node_id for p in redis_cluster.primaries() if p.port == source)
+    owner, other = redis.Redis(port=source), redis.Redis(port=target.port)
+    try:
+        other.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+        owner.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target.node_id)
+        # When the doctor looks
+        main(["doctor", "--json"])
+        check = next(c for c in orjson.loads(capsys.readouterr().out)["checks"] if c["name"] == "cluster")
+        # Then it fails, naming the slot and how to repair it
+        assert check["status"] == "fail"
+        assert str(slot) in check["hint"] and "--cluster fix" in check["hint"]
+    finally:
+        for client in (owner, other):
+            client.execute_command("CLUSTER", "SETSLOT", slot, "STABLE")
+            client.close()

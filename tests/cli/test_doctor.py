@@ -53,7 +53,9 @@ def test_all_good_is_all_ticks_and_exit_0(healthy: redis.Redis, capsys: pytest.C
     assert main(["doctor"]) == 0
 
     found = lines(capsys.readouterr().out)
-    assert list(found) == ["secrets", "redis", "persistence", "eviction", "clock", "handlers", "workers", "broker"]
+    assert list(found) == [
+        "secrets", "redis", "persistence", "eviction", "clock", "handlers", "workers", "reconcile", "broker"
+    ]  # fmt: skip
     assert all(line.startswith("✓ ") for line in found.values()), found
     assert "workos: 1 secret" in found["secrets"]
     assert TEST_SECRET not in found["secrets"]
@@ -71,7 +73,17 @@ def test_json(healthy: redis.Redis, capsys: pytest.CaptureFixture[str]) -> None:
     assert document["ok"] is True
     assert [(c["name"], c["status"]) for c in document["checks"]] == [
         (name, "ok")
-        for name in ("secrets", "redis", "persistence", "eviction", "clock", "handlers", "workers", "broker")
+        for name in (
+            "secrets",
+            "redis",
+            "persistence",
+            "eviction",
+            "clock",
+            "handlers",
+            "workers",
+            "reconcile",
+            "broker",
+        )
     ]
     assert all(c["hint"] is None for c in document["checks"])
 
@@ -112,6 +124,34 @@ def test_no_worker_alive_fails(healthy: redis.Redis, capsys: pytest.CaptureFixtu
     line = lines(capsys.readouterr().out)["workers"]
     assert line.startswith("✗ workers      no worker swept in the last 15 s")
     assert "hookyard worker" in line
+
+
+def test_a_reconcile_cursor_falling_behind_warns(
+    healthy: redis.Redis, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given continuous reconciliation every 10 s (settle 60 s)
+    monkeypatch.setenv("WORKOS_API_KEY", "sk_test_doctor")
+    monkeypatch.setenv("HOOKYARD_RECONCILE_INTERVAL", "10s")
+    now_ms = int(time.time() * 1000)
+
+    # When no round has finished yet, Then doctor warns (and does not fail)
+    assert main(["doctor"]) == 0
+    assert lines(capsys.readouterr().out)["reconcile"].startswith("! reconcile    on, but no round has finished yet")
+
+    # When the cursor is a settle and an interval behind, Then all is well, with the missed events counted
+    healthy.hset(keys.RECONCILE_CURSOR, mapping={"after": "event_1", "position_ms": now_ms - 70_000})
+    healthy.hset(keys.RECONCILE_STATS, "missed:workos", 4)
+    assert main(["doctor"]) == 0
+    line = lines(capsys.readouterr().out)["reconcile"]
+    assert line.startswith("✓ reconcile    cursor 1m") and line.endswith("4 events missed by webhooks so far")
+
+    # When the cursor is an hour behind (rounds failing), Then it warns with a hint
+    healthy.hset(keys.RECONCILE_CURSOR, "position_ms", now_ms - 3_600_000)
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert lines(out)["reconcile"].startswith("! reconcile    cursor 1h")
+    assert "hookyard_reconcile_requests_total" in out
+    assert "sk_test_doctor" not in out
 
 
 def test_secrets_are_counted_never_shown_and_a_coming_expiry_warns(
@@ -211,7 +251,8 @@ def test_unreachable_redis_fails_and_skips_what_depends_on_it(
         f"✗ redis        cannot reach Redis at redis://:****@127.0.0.1:{port}/0"
         " — is it running? check REDIS_URL (Connection refused)"
     )
-    assert [found[name].split()[0] for name in ("persistence", "eviction", "clock", "workers", "broker")] == ["-"] * 5
+    skipped = ("persistence", "eviction", "clock", "workers", "reconcile", "broker")
+    assert [found[name].split()[0] for name in skipped] == ["-"] * 6
     assert "hunter2" not in out
 
 

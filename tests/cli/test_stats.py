@@ -83,6 +83,7 @@ def test_stats_from_redis_alone(scenario: Scenario, capsys: pytest.CaptureFixtur
     assert by_name["cli.strict"][1:2] + by_name["cli.strict"][3:] == ["1", "0", "1"]
     assert by_name["cli.audit"][1:] == ["0", "-", "0", "0"]
     assert footer.startswith("inbox 0 · poison 0 · workers alive 0 · at ")
+    assert "\nwake-ups queued 0 (redis at redis://127.0.0.1:" in footer  # the store's Redis, by default
     assert "worker metrics not reachable at http://127.0.0.1:" in footer
     assert "showing what Redis knows" in footer
 
@@ -150,6 +151,29 @@ def test_stats_counts_inbox_poison_and_workers(
 
     document = orjson.loads(capsys.readouterr().out)
     assert (document["inbox"], document["poison"], document["workers_alive"]) == (1, 1, 2)
+
+
+def test_stats_counts_the_wakeups_waiting_in_the_broker(
+    scenario: Scenario, redis_client: redis.Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given three wake-ups waiting in the default broker (the store's Redis)
+    redis_client.rpush(keys.WAKE_QUEUE, b"m1", b"m2", b"m3")
+    # Then stats counts them
+    assert main(["stats", "--json"]) == 0
+    broker = orjson.loads(capsys.readouterr().out)["broker"]
+    assert (broker["kind"], broker["reachable"], broker["wakeups_queued"]) == ("redis", True, 3)
+
+
+def test_stats_says_when_the_broker_does_not_answer(
+    scenario: Scenario, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a RabbitMQ broker URL where nothing listens
+    monkeypatch.setenv("HOOKYARD_BROKER_URL", f"amqp://hy:hunter2hunter2@127.0.0.1:{free_port()}/%2F")
+    # Then stats still shows what Redis knows, says the broker is unreachable, and never its password
+    assert main(["stats", "--sample", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "wake-up broker unreachable (rabbitmq at amqp://hy:***@127.0.0.1:" in out
+    assert "nothing is lost" in out and "hunter2" not in out
 
 
 def test_stats_shows_threads_stuck_in_timed_out_calls_and_expired_letters(

@@ -158,6 +158,21 @@ def test_hookyard_services_share_the_image_wait_for_redis_and_have_valid_setting
     assert seconds(service["stop_grace_period"]) > WORKER_DRAIN_S
 
 
+def test_the_rabbitmq_override_gives_the_workers_a_healthy_broker_and_valid_settings() -> None:
+    # deploy/compose.rabbitmq.yaml, merged over compose.yaml as `docker compose -f … -f …` merges maps
+    override: dict[str, Any] = yaml.safe_load((DEPLOY / "compose.rabbitmq.yaml").read_text())
+    assert set(override["services"]) == {"rabbitmq", "worker"}
+    rabbitmq = override["services"]["rabbitmq"]
+    assert rabbitmq["healthcheck"]["test"] and rabbitmq.get("restart") == "unless-stopped"
+    assert "rabbitmq-data:/var/lib/rabbitmq" in rabbitmq["volumes"] and "rabbitmq-data" in override["volumes"]
+    worker = override["services"]["worker"]
+    assert worker["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+    env = {**environment(compose()["services"]["worker"]), **environment(worker)}
+    assert env["HOOKYARD_BROKER_URL"].startswith("amqp://hookyard:")
+    assert env["HOOKYARD_BROKER_URL"].endswith("@rabbitmq:5672/%2F")
+    assert problems(env, require_secret=False) == []
+
+
 def test_receiver_publishes_the_webhook_port_and_probes_healthz() -> None:
     receiver = compose()["services"]["receiver"]
     port = environment(receiver)["HOOKYARD_PORT"]

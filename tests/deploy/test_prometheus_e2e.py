@@ -203,6 +203,7 @@ def test_prometheus_sees_events_accepted_ingested_and_handled(stack: Stack) -> N
         'sum(hookyard_events_ingested_total{source="workos",outcome="duplicate"})': 1,
         f'sum(hookyard_handler_runs_total{{handler="{LOG_EVENTS_HANDLER}",outcome="ok"}})': 3,
         "min(hookyard_store_up)": 1,
+        "min(hookyard_broker_up)": 1,
         "max(hookyard_workers_alive)": WORKERS,
         "max(hookyard_inbox_messages)": 0,
         f'max(hookyard_pending_events{{handler="{LOG_EVENTS_HANDLER}"}})': 0,

@@ -13,6 +13,7 @@ from processor.handlers import Registry
 from shared import keys
 from shared.settings import Settings
 from shared.wire import QueuedEvent, encode_message
+from tests.processor.test_worker_processes import wait_for
 
 
 @pytest.fixture
@@ -51,11 +52,13 @@ def test_the_sweep_holds_back_while_enough_wakeups_are_queued(engine: Engine, re
     result = engine.ingester.ingest_once()
     assert result is not None
     engine.clock_ms = lambda: 10**13  # far in the future: every reservation has lapsed
-    # And Dramatiq's queue already holding plenty of wake-ups (4 x threads x workers)
+    # And Dramatiq's queue already holding plenty of wake-ups (4 x threads x workers), as the sender has read it
     redis_client.rpush(keys.WAKE_QUEUE, *[f"m{i}" for i in range(8)])
+    wait_for(lambda: engine.wakes.queued() == 8, 10, "the queue depth to be read")
     # Then the sweep sends nothing and the pairs stay due
     assert engine.loops.sweep_once() == 0
     assert sum(redis_client.zcard(keys.due_key(s)) for s in range(keys.SHARDS)) == 3
     # When the queue drains, the next sweep wakes them
     redis_client.delete(keys.WAKE_QUEUE)
+    wait_for(lambda: engine.wakes.queued() == 0, 10, "the drained queue to be read")
     assert engine.loops.sweep_once() == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from typing import Any
 
@@ -11,6 +12,7 @@ import redis
 from processor import Registry
 from processor.engine import Engine
 from processor.records import Claim
+from processor.store import Store
 from processor.testing import Harness
 from shared.errors import StoreUnavailable
 from shared.settings import Settings
@@ -134,3 +136,47 @@ def test_releasing_an_old_claim_keeps_a_newer_hold(yard: Harness) -> None:
     keeper.hold(newer)
     keeper.release(keeper.lease(old))
     assert keeper.held() == [newer]
+
+
+def test_an_event_whose_bytes_the_store_lost_waits_instead_of_dying(
+    registry: Registry, yard: Harness, redis_client: redis.Redis
+) -> None:
+    # Given an event admitted for a handler, whose queued bytes then vanish from its pair (a slot half-moved when
+    # a primary died mid-migration leaves keys behind on the other node)
+    seen: list[tuple[str, int]] = []
+    registry.handler("dsync.*", name="keeper")(lambda event: seen.append((event.id, event.attempt)))
+    yard.deliver(ENVELOPE)
+    yard.ingester.ingest_once()
+    [body_key] = [k for k in redis_client.scan_iter(match="{hy:*}:body:*")]
+    saved = redis_client.hgetall(body_key)
+    redis_client.delete(body_key)
+    # When the workers get to it, again and again over two minutes
+    for _ in range(5):
+        yard.advance(31)
+    # Then it is neither called nor dead-lettered: it waits, uncounted
+    assert seen == []
+    assert yard.dead_letters() == []
+    # And once the bytes are back (the slot repaired), it runs once, as its first attempt
+    redis_client.hset(body_key, mapping=saved)
+    yard.advance(31)
+    yard.run()
+    assert seen == [("event_1", 1)]
+
+
+def test_a_claim_no_replica_confirmed_is_given_back_uncounted(
+    registry: Registry, yard: Harness, redis_client: redis.Redis
+) -> None:
+    # Given an admitted event, and a store that needs one replica per claim on a server that has none
+    registry.handler("dsync.*", name="keeper")(lambda event: None)
+    yard.deliver(ENVELOPE)
+    result = yard.ingester.ingest_once()
+    assert result is not None and result.wake
+    [(shard, pair_id)] = result.wake
+    strict = Store(yard.client, dataclasses.replace(yard.store.timings, min_replicas=1))
+    # When a runner claims it, Then the claim is refused as an outage
+    with pytest.raises(StoreUnavailable, match="0 of 1 replicas"):
+        strict.pairs.claim(shard, pair_id, "runner-a", yard.clock())
+    # And it was given back at once, uncounted: the next claim is its first attempt, not a suspect
+    again = yard.store.pairs.claim(shard, pair_id, "runner-b", yard.clock())
+    assert isinstance(again, Claim)
+    assert (again.attempt, again.suspect) == (1, False)

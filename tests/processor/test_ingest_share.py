@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import redis
 
 from processor.ingest_share import DEDICATED, STANDBY, IngestShare
 from processor.store.calls import Scripts
 from processor.store.inbox import Inbox
+from shared import keys
 from shared.clock import wall_ms
 from shared.redis_clients import WORKER_LOOPS, redis_client
 
@@ -86,3 +88,15 @@ def test_the_width_a_receiver_recorded_wins_over_a_smaller_setting(inbox: Inbox)
     # Then the ingester drains all six
     assert ingester.width == 6
     assert tries(ingester, ingester.width) == [0, 1, 2, 3, 4, 5]
+
+
+def test_a_shard_holding_messages_is_drained_though_no_width_was_recorded(
+    inbox: Inbox, redis_client: redis.Redis
+) -> None:
+    # Given messages in inbox shard 5 and no recorded width (a failover took the record back)
+    redis_client.rpush(keys.inbox_keys(5).queue, b"waiting")
+    # When an ingester configured for one shard looks, Then it drains six
+    ingester = share(inbox, DEDICATED, "a", shards=1)
+    ingester.refresh(now=True)
+    assert ingester.width == 6
+    assert inbox.depth() == 1

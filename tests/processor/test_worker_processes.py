@@ -265,6 +265,8 @@ def test_worker_metrics_are_merged_across_processes(
     assert sample(text, 'hookyard_dead_letters{handler="ledger.ordered"}') == 0
     assert sample(text, "hookyard_workers_alive") == 2
     assert sample(text, "hookyard_store_up") == 1
+    assert sample(text, "hookyard_broker_up") == 1  # the store's Redis, the default broker
+    assert sample(text, "hookyard_wakeups_queued") >= 0
     assert 'hookyard_delivery_lag_seconds_bucket{handler="ledger.ordered"' in text
     assert 'hookyard_oldest_pending_age_seconds{handler="ledger.ordered"} 0.0' in text
 

@@ -136,3 +136,13 @@ async def test_expired_cache_reads_again() -> None:
     redis_stub.reply["maxmemory-policy"] = "noeviction"
     assert await check.warnings(redis_stub) == []  # type: ignore[arg-type]
     assert redis_stub.calls == 4
+
+
+async def test_readyz_is_503_when_the_replicas_every_append_waits_for_are_missing(base_env: dict[str, str]) -> None:
+    # Given a receiver that needs one replica per append, on a server that has none
+    app = create_app(Settings.from_env({**base_env, "HOOKYARD_MIN_REPLICAS": "1"}))
+    async with serving(app) as client:
+        # When asked whether it is ready, Then it says no, and why: every append would be refused
+        response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["redis"] == "replicas: 0 of 1 required"

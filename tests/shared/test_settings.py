@@ -61,6 +61,15 @@ def test_durations(raw: str, seconds: float) -> None:
         ({"HOOKYARD_MIN_REPLICAS": "-1"}, "HOOKYARD_MIN_REPLICAS"),
         # A cluster cannot carry Dramatiq's Redis broker: the wake-ups need a broker of their own.
         ({"REDIS_URL": "redis+cluster://127.0.0.1:7000"}, "HOOKYARD_BROKER_URL"),
+        ({"HOOKYARD_RECONCILE_INTERVAL": "30s"}, "WORKOS_API_KEY"),
+        ({"HOOKYARD_RECONCILE_INTERVAL": "200ms", "WORKOS_API_KEY": "sk_1"}, "HOOKYARD_RECONCILE_INTERVAL"),
+        ({"HOOKYARD_RECONCILE_SINCE": "45d"}, "HOOKYARD_RECONCILE_SINCE"),
+        ({"HOOKYARD_RECONCILE_SOURCE": "staging"}, "HOOKYARD_RECONCILE_SOURCE"),
+        ({"WORKOS_BASE_URL": "api.workos.com"}, "WORKOS_BASE_URL"),
+        ({"HOOKYARD_BROKER_URL": "kafka://broker:9092"}, "HOOKYARD_BROKER_URL"),
+        ({"HOOKYARD_BROKER_URL": "rabbitmq.internal:5672"}, "HOOKYARD_BROKER_URL"),
+        ({"HOOKYARD_BROKER_URL": "http://guest:guest@rabbit:15672"}, "HOOKYARD_BROKER_URL"),
+        ({"HOOKYARD_BROKER_URL": "amqp://hy:pw@rabbit:56720000/%2F"}, "HOOKYARD_BROKER_URL"),
     ],
 )
 def test_invalid_settings_name_the_setting(env: dict[str, str], setting: str) -> None:
@@ -68,6 +77,29 @@ def test_invalid_settings_name_the_setting(env: dict[str, str], setting: str) ->
         Settings.from_env({**BASE, **env})
     assert caught.value.setting == setting
     assert str(caught.value).startswith(setting)
+
+
+def test_the_wake_up_broker_is_the_store_unless_set() -> None:
+    # Given no HOOKYARD_BROKER_URL, the wake-ups share the store's Redis; built directly, the same
+    assert Settings.from_env(BASE).broker_url == BASE["REDIS_URL"]
+    assert Settings(redis_url="redis://store:6379/0", sources={}).broker_url == "redis://store:6379/0"
+    # And every scheme of a Redis or a RabbitMQ is taken as given
+    for url in (
+        "redis://wakes:6379/1",
+        "rediss://:pw@wakes:6380/0",
+        "unix:///run/redis.sock",
+        "amqp://hy:pw@rabbit:5672/%2F",
+        "amqps://hy:pw@rabbit:5671/hookyard",
+    ):
+        assert Settings.from_env({**BASE, "HOOKYARD_BROKER_URL": url}).broker_url == url
+
+
+def test_a_broker_error_does_not_show_the_url() -> None:
+    # The message names the setting and the schemes, never the value (it may hold a password)
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**BASE, "HOOKYARD_BROKER_URL": "http://hy:hunter2hunter2@rabbit:15672"})
+    assert "hunter2" not in str(caught.value)
+    assert "amqp://" in str(caught.value)
 
 
 def test_missing_secret_is_allowed_only_when_not_required() -> None:
@@ -96,8 +128,31 @@ def test_secret_rotation_honours_expiry() -> None:
 
 
 def test_secrets_never_show_in_reprs() -> None:
-    s = Settings.from_env(BASE)
+    s = Settings.from_env({**BASE, "WORKOS_API_KEY": "sk_test_api_key_1"})
     assert "secret_one_123" not in repr(s)
+    assert "sk_test_api_key_1" not in repr(s)
+
+
+def test_reconcile_is_off_by_default_and_reads_the_sdk_settings() -> None:
+    assert Settings.from_env(BASE).reconcile.interval_s == 0
+    s = Settings.from_env(
+        {
+            **BASE,
+            "WORKOS_API_KEY": "sk_test_1",
+            "WORKOS_BASE_URL": "http://127.0.0.1:9999",
+            "HOOKYARD_RECONCILE_INTERVAL": "1m",
+            "HOOKYARD_RECONCILE_TYPES": "dsync.user.created, dsync.user.updated",
+            "HOOKYARD_RECONCILE_ORGANIZATION": "org_1",
+        }
+    )
+    config = s.reconcile
+    assert config.api_key is not None and config.api_key.value == b"sk_test_1"
+    assert (config.base_url, config.interval_s, config.settle_s, config.since_s) == (
+        "http://127.0.0.1:9999", 60.0, 60.0, 86400.0,
+    )  # fmt: skip
+    assert (config.types, config.organization, config.source) == (
+        ("dsync.user.created", "dsync.user.updated"), "org_1", "workos",
+    )  # fmt: skip
 
 
 def test_every_setting_read_is_documented() -> None:
@@ -111,15 +166,6 @@ def test_every_setting_read_is_documented() -> None:
     assert len(read) >= 20
 
 
-def test_the_mirror_url_is_optional_and_must_be_a_sqlalchemy_url() -> None:
-    assert Settings.from_env(BASE).mirror_url is None
-    assert Settings.from_env({**BASE, "HOOKYARD_MIRROR_URL": " "}).mirror_url is None
-    url = "postgresql+psycopg://hookyard:p%40ss@db:5432/hookyard"
-    assert Settings.from_env({**BASE, "HOOKYARD_MIRROR_URL": url}).mirror_url == url
-    with pytest.raises(ConfigError, match="HOOKYARD_MIRROR_URL"):
-        Settings.from_env({**BASE, "HOOKYARD_MIRROR_URL": "db.internal/hookyard"})
-
-
 def test_a_cluster_store_with_its_own_broker() -> None:
     env = {**BASE, "REDIS_URL": "redis+cluster://10.0.0.1:7000,10.0.0.2:7000", "HOOKYARD_BROKER_URL": "amqp://mq/",
            "HOOKYARD_INBOX_SHARDS": "8", "HOOKYARD_MIN_REPLICAS": "1"}  # fmt: skip
@@ -127,3 +173,12 @@ def test_a_cluster_store_with_its_own_broker() -> None:
     assert settings.redis_cluster
     assert (settings.inbox_shards, settings.min_replicas, settings.broker_url) == (8, 1, "amqp://mq/")
     assert not Settings.from_env(BASE).redis_cluster
+
+
+def test_the_mirror_url_is_optional_and_must_be_a_sqlalchemy_url() -> None:
+    assert Settings.from_env(BASE).mirror_url is None
+    assert Settings.from_env({**BASE, "HOOKYARD_MIRROR_URL": " "}).mirror_url is None
+    url = "postgresql+psycopg://hookyard:p%40ss@db:5432/hookyard"
+    assert Settings.from_env({**BASE, "HOOKYARD_MIRROR_URL": url}).mirror_url == url
+    with pytest.raises(ConfigError, match="HOOKYARD_MIRROR_URL"):
+        Settings.from_env({**BASE, "HOOKYARD_MIRROR_URL": "db.internal/hookyard"})
