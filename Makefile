@@ -19,7 +19,8 @@ help:
 	@echo "make chaos-smoke  the small seeded nemesis run that make test includes (about a minute)"
 	@echo "make chaos-cluster  the nemesis on a Redis Cluster: failover and live resharding, MIN_REPLICAS 0 and 1"
 	@echo "make lint | fmt | typecheck | bench | clean"
-	@echo "make tools      promtool + prometheus for tests/deploy (Debian package; installed when missing and root)"
+	@echo "make tools      promtool + prometheus for tests/deploy, chromium for tests/console (Debian packages;"
+	@echo "                installed when missing and root)"
 
 $(STAMP): pyproject.toml constraints.txt examples/directory-mirror/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -70,8 +71,9 @@ bench-quick: $(STAMP)
 clean:
 	rm -rf $(VENV) .hookyard .mypy_cache .ruff_cache
 
-# promtool and prometheus for tests/deploy, rabbitmq-server for the wake-up broker tests: installed from Debian's
-# packages when missing and run as root, never started as a service; otherwise a loud note (the tests then fail in
-# CI and skip elsewhere).
+# promtool and prometheus for tests/deploy, rabbitmq-server for the wake-up broker tests, and chromium for the
+# console's browser tests: installed from Debian's packages when missing and run as root, never started as a
+# service; otherwise a loud note (the tests then fail in CI and skip elsewhere).
 tools:
 	@sh tests/deploy/install_tools.sh
+	@sh tests/console/install_chromium.sh

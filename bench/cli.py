@@ -17,6 +17,7 @@ from pathlib import Path
 
 from bench.capacity_part import run_capacity
 from bench.capacity_report import write_capacity
+from bench.console_bench import ConsoleBench
 from bench.end_to_end import EndToEnd
 from bench.machine import describe_machine, load_average
 from bench.plan import FULL, QUICK, Plan
@@ -31,7 +32,7 @@ from shared.logging import configure_logging
 
 __all__ = ["main"]
 
-PARTS = ("receiver", "processor", "end-to-end", "recovery", "redis-memory", "capacity")
+PARTS = ("receiver", "processor", "end-to-end", "recovery", "redis-memory", "console", "capacity")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             "end-to-end": lambda: _run_end_to_end(plan, workdir, redis_server, run),
             "recovery": lambda: _run_recovery(plan, workdir, redis_server, run),
             "redis-memory": lambda: _run_redis_memory(plan, redis_server, run),
+            "console": lambda: _run_console(plan, redis_server, run),
             "capacity": lambda: _run_capacity(args, plan, workdir, run),
         }
         for part in PARTS:
@@ -159,6 +161,12 @@ def _run_recovery(plan: Plan, workdir: Path, redis_server: EmbeddedRedis, run: R
     run.recovery_command = recovery.command
 
 
+def _run_console(plan: Plan, redis_server: EmbeddedRedis, run: RunRecord) -> None:
+    _log(f"console: pages over an empty store, then over {plan.console_events:,} events")
+    configure_logging("warning")
+    run.console = ConsoleBench(plan, redis_server.url, progress=_log).run()
+
+
 def _run_redis_memory(plan: Plan, redis_server: EmbeddedRedis, run: RunRecord) -> None:
     _log(f"redis memory: {plan.memory_events:,} events per case")
     # The ingester and runner run in this process: their per-event debug lines would drown the bench's own.
@@ -202,5 +210,6 @@ def _write_json(run: RunRecord, path: Path) -> None:
         "memory": dataclasses.asdict(run.memory) if run.memory else None,
         "recovery": dataclasses.asdict(run.recovery) if run.recovery else None,
         "redis_memory": dataclasses.asdict(run.redis_memory) if run.redis_memory else None,
+        "console": dataclasses.asdict(run.console) if run.console else None,
     }
     path.write_text(json.dumps(data, indent=2, default=str))

@@ -33,6 +33,9 @@ class Plan:
     recovery_timeout: str | None  # HOOKYARD_RECOVERY_TIMEOUT; None: the default (30 s), as deployed
     # Redis memory per event
     memory_events: int  # events admitted and handled per case
+    # console pages
+    console_events: int = 1_000_000  # events indexed before the pages are timed
+    console_requests: int = 30  # requests per page and store
 
 
 FULL = Plan(
@@ -81,4 +84,6 @@ QUICK = Plan(
     recovery_work_ms=50,
     recovery_timeout="3s",  # the smallest allowed: a 30 s recovery does not fit a one-minute smoke run
     memory_events=200,
+    console_events=20_000,
+    console_requests=5,
 )

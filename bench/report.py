@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from bench.console_bench import ConsolePages, console_section
 from bench.end_to_end import BULK_CONNECTIONS, LagResult, MemoryResult
 from bench.machine import Machine
 from bench.plan import Plan
@@ -60,6 +61,7 @@ class RunRecord:
     memory: MemoryResult | None = None
     recovery: Recovery | None = None
     redis_memory: RedisMemory | None = None
+    console: ConsolePages | None = None
     e2e_commands: dict[str, str] = field(default_factory=dict)
     recovery_command: str = ""
     failures: list[str] = field(default_factory=list)
@@ -457,6 +459,7 @@ def render(run: RunRecord, analysis: str) -> str:
     lines += _processor(run)
     lines += _end_to_end(run)
     lines += _redis_memory(run)
+    lines += console_section(run.console)
     if run.failures:
         lines += ["## Runs that failed (no number)", "", *(f"- `{failure}`" for failure in run.failures), ""]
     lines += [ANALYSIS_START, analysis.strip("\n"), ANALYSIS_END, ""]

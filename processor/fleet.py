@@ -1,6 +1,6 @@
 """`python -m processor`: the supervisor of the worker fleet. Checks that every handler imports, serves the
-workers' merged Prometheus metrics, and keeps `HOOKYARD_WORKERS` worker processes and one dedicated ingester
-process running (restarting any that die)."""
+workers' merged Prometheus metrics, and keeps `HOOKYARD_WORKERS` worker processes, one dedicated ingester
+process and, with `HOOKYARD_CONSOLE_PORT`, the web console running (restarting any that die)."""
 
 from __future__ import annotations
 
@@ -52,12 +52,16 @@ def main() -> int:
     children += [
         ChildSpec(f"worker-{i}", [sys.executable, "-m", "processor.worker"], env) for i in range(settings.workers)
     ]
+    if settings.console.port:
+        # The web console beside the workers (HOOKYARD_CONSOLE_PORT), restarted like them if it dies.
+        children.append(ChildSpec("console", [sys.executable, "-m", "processor.console"], env))
     log.info(
         "processor.starting",
         workers=settings.workers,
         threads=settings.worker_threads,
         handlers=sorted(h.name for h in default_registry),
         metrics_port=settings.worker_metrics_port or None,
+        console_port=settings.console.port,
         broker=redact_url(settings.broker_url),
     )
     try:

@@ -12,6 +12,7 @@ import hashlib
 import zlib
 
 __all__ = [
+    "CONSOLE_HISTORY",
     "INBOX",
     "INBOX_INGESTERS",
     "INBOX_LEASE",
@@ -34,6 +35,7 @@ __all__ = [
     "InboxKeys",
     "PairKeys",
     "backlog_key",
+    "console_sample_key",
     "due_key",
     "event_keys",
     "event_shard",
@@ -185,3 +187,12 @@ class DeadLetterKeys:
         self.dead = f"{tag}:dead"  # zset "<pair id>:<event id>" by time of death
         self.skipped = f"{tag}:skipped"  # zset "<pair id>:<event id>" by time skipped
         self.records = f"{tag}:records"  # hash "<pair id>:<event id>" -> JSON record
+
+
+#: The console's per-interval history of run counters, lag histograms and backlog (a list, newest first, bounded),
+#: and the marker that lets only one console record each interval.
+CONSOLE_HISTORY = "{hy:console}:history"
+
+
+def console_sample_key(slot: int) -> str:
+    return f"{{hy:console}}:sampled:{slot}"

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from shared.console_settings import ConsoleSettings, read_console
 from shared.errors import ConfigError
 from shared.keys import INBOX_SHARDS_MAX
 
@@ -218,6 +219,7 @@ class Settings:
     dead_letter_limit: int = 100_000
     worker_metrics_port: int = 9191
     reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
     # both
     log_level: str = "info"
     log_format: str = "auto"
@@ -282,6 +284,7 @@ class Settings:
             dead_letter_limit=read.integer("HOOKYARD_DEAD_LETTER_LIMIT", 100_000, minimum=16, maximum=100_000_000),
             worker_metrics_port=read.integer("HOOKYARD_WORKER_METRICS_PORT", 9191, maximum=65535),
             reconcile=_read_reconcile(read, sources),
+            console=read_console(read),
             log_level=read.choice("HOOKYARD_LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
             log_format=read.choice("HOOKYARD_LOG_FORMAT", "auto", ("auto", "json", "console")),
             data_dir=read.text("HOOKYARD_DATA_DIR", ".hookyard"),

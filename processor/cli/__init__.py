@@ -1,6 +1,6 @@
 """The `hookyard` command: run everything locally (`dev`), send and verify signed events (`send`, `verify`),
-look after a running installation (`doctor`, `stats`, `events`, `dlq`, `handlers`, `reconcile`), read the
-WorkOS mirror (`orgs`, `org`, `mirror migrate`), and start the production processes (`receiver`, `worker`).
+look after a running installation (`doctor`, `stats`, `events`, `dlq`, `handlers`, `reconcile`, `console`), read
+the WorkOS mirror (`orgs`, `org`, `mirror migrate`), and start the production processes (`receiver`, `worker`).
 
 This is the entry point that reads the process environment (once, in `main`); every verb below it is handed a
 plain mapping and goes through `Settings` for what Hookyard itself configures. Each verb (or verb group) lives
@@ -15,20 +15,7 @@ import sys
 from collections.abc import Callable
 
 from processor.cli.arguments import Run, Verbs
-from processor.cli.completion import add_parser as add_completion
-from processor.cli.dev import add_parser as add_dev
-from processor.cli.dlq import add_parser as add_dlq
-from processor.cli.doctor import add_parser as add_doctor
-from processor.cli.events import add_parser as add_events
-from processor.cli.handlers import add_parser as add_handlers
-from processor.cli.mirror import add_parser as add_mirror
-from processor.cli.orgs import add_org_parser, add_orgs_parser
-from processor.cli.reconcile import add_parser as add_reconcile
 from processor.cli.render import warnings_as_lines
-from processor.cli.send import add_parser as add_send
-from processor.cli.servers import add_receiver_parser, add_worker_parser
-from processor.cli.stats import add_parser as add_stats
-from processor.cli.verify import add_parser as add_verify
 from processor.stats import hookyard_version
 from shared.errors import ConfigError, HookyardError
 
@@ -67,27 +54,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"hookyard {hookyard_version() or '(not installed)'}")
     verbs = parser.add_subparsers(dest="verb", metavar="<verb>", required=True)
-    for add_verb in _VERBS:
+    for add_verb in _verbs():
         add_verb(verbs)
     return parser
 
 
-# The verbs, in the order `hookyard --help` lists them: running, sending, looking after, production entry points,
-# and the shell's completion.
-_VERBS: tuple[Callable[[Verbs], None], ...] = (
-    add_dev,
-    add_send,
-    add_verify,
-    add_doctor,
-    add_stats,
-    add_events,
-    add_dlq,
-    add_handlers,
-    add_reconcile,
-    add_orgs_parser,
-    add_org_parser,
-    add_mirror,
-    add_receiver_parser,
-    add_worker_parser,
-    add_completion,
-)
+def _verbs() -> tuple[Callable[[Verbs], None], ...]:
+    # The verbs, in the order `hookyard --help` lists them: running, sending, looking after, production entry
+    # points, and the shell's completion. Imported here, not with the package: modules outside the CLI (the
+    # console) use some of its modules, and must not pull in every verb, or import them in a circle.
+    from processor.cli.completion import add_parser as add_completion
+    from processor.cli.console import add_parser as add_console
+    from processor.cli.dev import add_parser as add_dev
+    from processor.cli.dlq import add_parser as add_dlq
+    from processor.cli.doctor import add_parser as add_doctor
+    from processor.cli.events import add_parser as add_events
+    from processor.cli.handlers import add_parser as add_handlers
+    from processor.cli.mirror import add_parser as add_mirror
+    from processor.cli.orgs import add_org_parser, add_orgs_parser
+    from processor.cli.reconcile import add_parser as add_reconcile
+    from processor.cli.send import add_parser as add_send
+    from processor.cli.servers import add_receiver_parser, add_worker_parser
+    from processor.cli.stats import add_parser as add_stats
+    from processor.cli.verify import add_parser as add_verify
+
+    return (
+        add_dev,
+        add_send,
+        add_verify,
+        add_doctor,
+        add_stats,
+        add_events,
+        add_dlq,
+        add_handlers,
+        add_reconcile,
+        add_orgs_parser,
+        add_org_parser,
+        add_mirror,
+        add_console,
+        add_receiver_parser,
+        add_worker_parser,
+        add_completion,
+    )

@@ -18,7 +18,7 @@ from processor.cli.render import Progress, age, iso, print_json, render_table, s
 from processor.deadletters import Kind, Letter
 from processor.records import DeadLetter
 from shared.clock import wall_ms
-from shared.errors import ArchiveExpired, HookyardError
+from shared.errors import HookyardError
 
 __all__ = ["add_parser"]
 
@@ -135,7 +135,9 @@ def _list(args: argparse.Namespace, environ: dict[str, str]) -> int:
         letters = _select(client, args, now_ms)
     shown = letters[: args.limit]
     if args.json:
-        print_json({"kind": _kind(args), "total": len(letters), "letters": [_letter_json(x) for x in shown]})
+        print_json(
+            {"kind": _kind(args), "total": len(letters), "letters": [deadletters.letter_document(x) for x in shown]}
+        )
         return 0
     if not letters:
         say(f"no {_noun(args, 0)}")
@@ -168,7 +170,7 @@ def _show(args: argparse.Namespace, environ: dict[str, str]) -> int:
         whose = f" of handler {args.handler!r}" if args.handler else ""
         raise HookyardError(f"no {_noun(args, 1)} for event {args.event_id!r}{whose}")
     if args.json:
-        print_json({"letters": [_letter_json(letter, full=True) for letter in letters]})
+        print_json({"letters": [deadletters.letter_document(letter, full=True) for letter in letters]})
         return 0
     for i, letter in enumerate(letters):
         if i:
@@ -208,22 +210,17 @@ def _replay(args: argparse.Namespace, environ: dict[str, str]) -> int:
     gone = expired = 0
     with connect(settings) as client:
         letters = _select(client, args, now_ms)
-        # Issued order, as deadletters.replay orders a batch: within one key the earlier event must be back
-        # in the queue first, or a worker could run the later one before it arrives.
         ordered = sorted(letters, key=lambda x: (x.record.issued_at_ms, x.event_id))
         if not args.dry_run:
             store = open_store(client, settings)
             with Progress(len(ordered), "replaying") as progress:
-                for letter in ordered:
-                    try:
-                        back = deadletters.replay(store, [letter], wall_ms())
-                    except ArchiveExpired:
-                        expired += 1
+                for letter, result in deadletters.replay_each(store, ordered, wall_ms):
+                    if result == "replayed":
+                        replayed.append(letter)
+                    elif result == "gone":
+                        gone += 1
                     else:
-                        if back:
-                            replayed.append(letter)
-                        else:
-                            gone += 1  # replayed or purged by someone else since it was listed
+                        expired += 1
                     progress.advance()
     chosen = ordered if args.dry_run else replayed
     if args.json:
@@ -235,7 +232,7 @@ def _replay(args: argparse.Namespace, environ: dict[str, str]) -> int:
                 "already_gone": gone,
                 "past_retention": expired,
                 "by_handler": dict(Counter(letter.handler for letter in chosen)),
-                "letters": [_letter_json(letter) for letter in chosen],
+                "letters": [deadletters.letter_document(letter) for letter in chosen],
             }
         )
         return 0 if not expired else 1
@@ -310,7 +307,7 @@ def _purge_json(args: argparse.Namespace, letters: list[Letter], purged: int) ->
         "selected": len(letters),
         "purged": purged,
         "by_handler": dict(Counter(letter.handler for letter in letters)),
-        "letters": [_letter_json(letter) for letter in letters],
+        "letters": [deadletters.letter_document(letter) for letter in letters],
     }
 
 
@@ -333,28 +330,3 @@ def _by_handler(letters: list[Letter]) -> str:
 def _short_error(record: DeadLetter) -> str:
     text = f"{record.error_type}: {' '.join(str(record.error_message).split())}"
     return text if len(text) <= _ERROR_WIDTH else text[: _ERROR_WIDTH - 3] + "..."
-
-
-def _letter_json(letter: Letter, *, full: bool = False) -> dict[str, Any]:
-    record = letter.record
-    document: dict[str, Any] = {
-        "kind": letter.kind,
-        "event_id": letter.event_id,
-        "handler": letter.handler,
-        "source": record.source,
-        "event_type": record.event_type,
-        "set_aside_at": iso(letter.at_ms),
-        "issued_at": iso(record.issued_at_ms),
-        "attempts": record.attempts,
-        "error_type": record.error_type,
-        "error_message": record.error_message,
-        "ordering_key": record.ordering_key,
-        "pair": record.pair,
-        "shard": letter.shard,
-    }
-    if full:
-        document["first_failure_at"] = iso(record.first_failure_ms)
-        document["last_failure_at"] = iso(record.last_failure_ms)
-        document["traceback"] = record.traceback
-        document["record"] = record
-    return document

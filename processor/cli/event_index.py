@@ -15,7 +15,18 @@ import redis
 from processor.records import ArchivedEvent
 from shared import keys
 
-__all__ = ["FOLLOW_LOOKBACK_MS", "EventFilter", "IndexedEvent", "StatusLookup", "follow", "merged_index", "newest"]
+__all__ = [
+    "FOLLOW_LOOKBACK_MS",
+    "EventFilter",
+    "Follower",
+    "IndexedEvent",
+    "Page",
+    "StatusLookup",
+    "follow",
+    "merged_index",
+    "newest",
+    "page",
+]
 
 _FIELDS = ("source", "type", "received", "issued", "signed", "targets")
 _PAGE = 200
@@ -54,11 +65,13 @@ class EventFilter:
     handler: str | None = None
     #: pending, running, dead, skipped or done with `handler`, or with any of its handlers.
     status: str | None = None
+    #: The event belongs to this organization (its data's `organization_id`).
+    organization: str | None = None
 
     @property
     def needs_archive(self) -> bool:
         """Whether matching needs the whole archive entry (the body, the routes), not only the indexed fields."""
-        return self.resource is not None or self.status is not None
+        return self.resource is not None or self.status is not None or self.organization is not None
 
     def matches_fields(self, source: str, fields: dict[str, str]) -> bool:
         if self.source is not None and source != self.source:
@@ -69,6 +82,8 @@ class EventFilter:
 
     def matches_archive(self, archived: ArchivedEvent, statuses: dict[str, str] | None) -> bool:
         if self.resource is not None and self.resource not in _resource_ids(archived.raw):
+            return False
+        if self.organization is not None and _organization_id(archived.raw) != self.organization:
             return False
         if self.status is None or statuses is None:
             return True
@@ -87,28 +102,68 @@ def newest(
     status_of: StatusLookup | None = None,
 ) -> list[IndexedEvent]:
     """Up to `limit` archived events that match, newest first."""
+    return page(client, wanted, since=since, until=until, limit=limit, status_of=status_of).rows
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of `page`: the matching events, and where the next page starts."""
+
+    rows: list[IndexedEvent]
+    #: The last index entry looked at (received ms, `source:event_id`): pass it as `after` for the next page.
+    #: None when the index has nothing more in range.
+    next_after: tuple[int, str] | None
+
+
+def page(
+    client: redis.Redis,
+    wanted: EventFilter,
+    *,
+    since: int | None,
+    until: int | None,
+    limit: int,
+    after: tuple[int, str] | None = None,
+    scan_limit: int | None = None,
+    status_of: StatusLookup | None = None,
+) -> Page:
+    """Up to `limit` archived events that match, newest first, continuing after the index entry `after`.
+
+    At most `scan_limit` index entries are looked at (a narrow filter over a large archive would otherwise read
+    it all): the page may then hold fewer rows than `limit` and still have a next page.
+    """
+    if after is not None:
+        until = after[0] if until is None else min(until, after[0])
     rows: list[IndexedEvent] = []
     # Index pages are read by offset while the receiver may add events at the top: an event can come round twice.
     seen: set[str] = set()
-    candidates = merged_index(client, since, until)
+    scanned = 0
+    last: tuple[int, str] | None = None
+    exhausted = False
+    # The newest `limit` (and one to know there are more) come from the first pages unless a filter drops some.
+    candidates = merged_index(client, since, until, first=min(_PAGE, limit + 1))
     while len(rows) < limit:
         batch = []
         for member, received in candidates:
-            if member in seen:
+            # Entries at the cursor's millisecond come greatest member first: those up to the cursor were shown.
+            if member in seen or (after is not None and received == after[0] and member >= after[1]):
                 continue
             seen.add(member)
+            scanned += 1
+            last = (received, member)
             source = member.partition(":")[0]
             if wanted.source is None or source == wanted.source:
                 batch.append((member, received))
-            if len(batch) >= _PAGE:
+            if len(batch) >= _PAGE or (scan_limit is not None and scanned >= scan_limit):
                 break
-        if not batch:
-            break
+        else:
+            exhausted = True
         for row in _read(client, batch, wanted, status_of):
             rows.append(row)
             if len(rows) >= limit:
-                break
-    return rows
+                return Page(rows, (row.received_ms, f"{row.source}:{row.event_id}"))
+        if exhausted or (scan_limit is not None and scanned >= scan_limit):
+            break
+    return Page(rows, None if exhausted else last)
 
 
 def follow(
@@ -123,47 +178,85 @@ def follow(
 
     Ends only when the caller stops iterating (Ctrl-C): what has been seen is remembered for the lookback.
     """
-    seen = dict(merged_index(client, clock_ms() - FOLLOW_LOOKBACK_MS, None))
+    follower = Follower(client, wanted, clock_ms, status_of)
     while True:
         pause()
-        since = clock_ms() - FOLLOW_LOOKBACK_MS
-        fresh = [(member, received) for member, received in merged_index(client, since, None) if member not in seen]
-        seen.update(fresh)
-        seen = {member: received for member, received in seen.items() if received >= since}
+        yield from follower.look()
+
+
+class Follower:
+    """Following the index from its creation on: each `look` returns the matching events indexed since the last
+    one, oldest first (what was seen is remembered for `FOLLOW_LOOKBACK_MS`)."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        wanted: EventFilter,
+        clock_ms: Callable[[], int],
+        status_of: StatusLookup | None = None,
+    ) -> None:
+        self.client = client
+        self.wanted = wanted
+        self.clock_ms = clock_ms
+        self.status_of = status_of
+        self.seen = dict(merged_index(client, clock_ms() - FOLLOW_LOOKBACK_MS, None))
+
+    def look(self) -> list[IndexedEvent]:
+        since = self.clock_ms() - FOLLOW_LOOKBACK_MS
+        fresh = [(m, received) for m, received in merged_index(self.client, since, None) if m not in self.seen]
+        self.seen.update(fresh)
+        self.seen = {member: received for member, received in self.seen.items() if received >= since}
         fresh.sort(key=lambda entry: (entry[1], entry[0]))
+        found: list[IndexedEvent] = []
         for start in range(0, len(fresh), _PAGE):
-            yield from _read(client, fresh[start : start + _PAGE], wanted, status_of)
+            found.extend(_read(self.client, fresh[start : start + _PAGE], self.wanted, self.status_of))
+        return found
 
 
-def merged_index(client: redis.Redis, since: int | None, until: int | None) -> Iterator[tuple[str, int]]:
-    """Every shard's event index merged newest first (`source:event_id`, received ms), a page per shard at a time."""
+def merged_index(
+    client: redis.Redis, since: int | None, until: int | None, *, first: int = _PAGE
+) -> Iterator[tuple[str, int]]:
+    """Every shard's event index merged newest first (`source:event_id`, received ms), a page per shard at a time.
+
+    The first pages (`first` entries per shard, one round trip for all shards) can be small for a caller that
+    wants only the newest few; later pages are `_PAGE` long.
+    """
     low = "-inf" if since is None else since
     high = "+inf" if until is None else until
     offsets = dict.fromkeys(range(keys.SHARDS), 0)
+    # The index key depends on the shard alone; shared/keys.py names it only through EventKeys.
+    indexes = [keys.EventKeys(shard, "", "").index for shard in range(keys.SHARDS)]
+    # Whether a shard's last page came back full: only then may it have more.
+    more: dict[int, bool] = {}
+
+    def took(shard: int, found: list[tuple[bytes, float]], asked: int) -> list[tuple[bytes, float]]:
+        offsets[shard] += len(found)
+        more[shard] = len(found) == asked
+        return found[::-1]  # popped from the end: newest last
 
     def page(shard: int) -> list[tuple[bytes, float]]:
-        # The index key depends on the shard alone; shared/keys.py names it only through EventKeys.
-        index = keys.EventKeys(shard, "", "").index
         found = cast(
             list[tuple[bytes, float]],
-            client.zrevrangebyscore(index, high, low, start=offsets[shard], num=_PAGE, withscores=True),
+            client.zrevrangebyscore(indexes[shard], high, low, start=offsets[shard], num=_PAGE, withscores=True),
         )
-        offsets[shard] += len(found)
-        return found
+        return took(shard, found, _PAGE)
 
+    pipe = client.pipeline(transaction=False)
+    for index in indexes:
+        pipe.zrevrangebyscore(index, high, low, start=0, num=first, withscores=True)
     # Ties (one millisecond) come out as ZREVRANGEBYSCORE gives them within a shard: the greater member first.
     heap: list[tuple[float, _Descending, int]] = []
     buffers: dict[int, list[tuple[bytes, float]]] = {}
-    for shard in range(keys.SHARDS):
-        buffers[shard] = page(shard)[::-1]  # popped from the end: newest last
+    for shard, found in enumerate(pipe.execute()):
+        buffers[shard] = took(shard, found, first)
         if buffers[shard]:
-            first, score = buffers[shard].pop()
-            heapq.heappush(heap, (-score, _Descending(first.decode()), shard))
+            head, score = buffers[shard].pop()
+            heapq.heappush(heap, (-score, _Descending(head.decode()), shard))
     while heap:
         negative_score, member, shard = heapq.heappop(heap)
         yield member.text, int(-negative_score)
-        if not buffers[shard] and offsets[shard] % _PAGE == 0 and offsets[shard]:
-            buffers[shard] = page(shard)[::-1]
+        if not buffers[shard] and more[shard]:
+            buffers[shard] = page(shard)
         if buffers[shard]:
             next_member, score = buffers[shard].pop()
             heapq.heappush(heap, (-score, _Descending(next_member.decode()), shard))
@@ -217,13 +310,24 @@ def _fields(event_id: str, reply: Any) -> tuple[dict[str, str] | None, ArchivedE
     return {name: value.decode() for name, value in zip(_FIELDS, reply, strict=True) if value is not None}, None
 
 
-def _resource_ids(raw: bytes) -> set[str]:
+def _data(raw: bytes) -> dict[str, Any] | None:
     try:
         envelope = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return set()
+        return None
     data = envelope.get("data") if isinstance(envelope, dict) else None
-    if not isinstance(data, dict):
+    return data if isinstance(data, dict) else None
+
+
+def _organization_id(raw: bytes) -> str | None:
+    data = _data(raw)
+    found = data.get("organization_id") if data is not None else None
+    return found if isinstance(found, str) else None
+
+
+def _resource_ids(raw: bytes) -> set[str]:
+    data = _data(raw)
+    if data is None:
         return set()
     found = {data.get("id")}
     for name, value in data.items():

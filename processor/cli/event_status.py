@@ -43,6 +43,12 @@ class HandlerStatus:
     letter_at_ms: int | None = None
     record: DeadLetter | None = None
 
+    def target(self) -> Target | None:
+        """The pair this handler's copy of the event lives in; None when it is not known here."""
+        if self.ordering_key is None or self.pair is None or self.shard is None:
+            return None
+        return Target(self.handler, self.ordering_key, self.ordered, self.shard, self.pair)
+
 
 def handler_statuses(
     client: redis.Redis, registry: Registry, archived: ArchivedEvent, now_ms: int, *, window_ms: int

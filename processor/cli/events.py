@@ -13,18 +13,17 @@ from typing import Any
 import orjson
 import redis
 
+from processor import event_lookup
 from processor.cli.arguments import Verbs, positive_int, source_name, time_bound
-from processor.cli.context import connect, load_registry, settings_for_redis
-from processor.cli.event_index import EventFilter, IndexedEvent, StatusLookup, follow, newest
+from processor.cli.context import connect, settings_for_redis
+from processor.cli.event_index import EventFilter, IndexedEvent, follow, newest
 from processor.cli.event_status import HandlerStatus, handler_statuses
 from processor.cli.render import age, iso, print_json, render_table, say
 from processor.cli.resend import add_parser as add_resend_parser
 from processor.handlers import Registry
-from processor.records import ArchivedEvent, StoreTimings
-from shared import keys
+from processor.records import StoreTimings
 from shared.clock import wall_ms
-from shared.errors import HookyardError, RegistrationError
-from shared.settings import DEFAULT_SOURCE, Settings
+from shared.settings import DEFAULT_SOURCE
 
 __all__ = ["add_parser"]
 
@@ -104,7 +103,7 @@ def _list(args: argparse.Namespace, environ: dict[str, str]) -> int:
     until = args.until.resolve(now_ms) if args.until else None
     wanted = EventFilter(args.source, args.type, args.resource, args.handler, args.status)
     with connect(settings) as client:
-        status_of = _status_lookup(client, settings, now_ms) if args.status else None
+        status_of = event_lookup.status_lookup(client, settings, now_ms) if args.status else None
         rows = newest(client, wanted, since=since, until=until, limit=args.limit, status_of=status_of)
         if args.follow:
             return _follow(client, wanted, rows, args)
@@ -151,17 +150,6 @@ def _wait_for_more() -> None:
     time.sleep(_FOLLOW_POLL_S)
 
 
-def _status_lookup(client: redis.Redis, settings: Settings, now_ms: int) -> StatusLookup:
-    registry = _registry_or_none(settings) or Registry()
-    window_ms = StoreTimings.from_settings(settings).window_ms
-
-    def status_of(archived: ArchivedEvent) -> dict[str, str]:
-        found = handler_statuses(client, registry, archived, now_ms, window_ms=window_ms)
-        return {status.handler: status.status for status in found}
-
-    return status_of
-
-
 def _row_json(row: IndexedEvent) -> dict[str, Any]:
     document: dict[str, Any] = {
         "source": row.source,
@@ -185,85 +173,20 @@ def _show(args: argparse.Namespace, environ: dict[str, str]) -> int:
     sources = [args.source] if args.source else sorted({DEFAULT_SOURCE, *settings.sources})
     now_ms = wall_ms()
     with connect(settings) as client:
-        found = _find(client, sources, args.event_id)
+        found = event_lookup.find_event(client, sources, args.event_id)
         if args.raw:
             sys.stdout.buffer.write(found.raw)
             sys.stdout.buffer.flush()
             return 0
-        registry = _registry_or_none(settings)
+        registry = event_lookup.registry_or_none(settings)
         window_ms = StoreTimings.from_settings(settings).window_ms
         statuses = handler_statuses(client, registry or Registry(), found, now_ms, window_ms=window_ms)
-    document = _event_json(found, statuses, now_ms)
+    document = event_lookup.event_document(found, statuses, now_ms)
     if args.json:
         print_json(document)
         return 0
     _print_event(document, statuses, now_ms, handlers_loaded=registry is not None)
     return 0
-
-
-def _find(client: redis.Redis, sources: list[str], event_id: str) -> ArchivedEvent:
-    pipe = client.pipeline(transaction=False)
-    for source in sources:
-        pipe.hgetall(keys.event_keys(source, event_id).archive)
-    hits = [ArchivedEvent.decode(event_id, entry) for entry in pipe.execute() if entry]
-    if not hits:
-        raise HookyardError(
-            f"no event {event_id!r} in the archive of {', '.join(sources)}; it may be past HOOKYARD_RETENTION"
-        )
-    if len(hits) > 1:
-        found_in = ", ".join(hit.source for hit in hits)
-        raise HookyardError(f"event {event_id!r} was received from several sources ({found_in}): pass --source")
-    return hits[0]
-
-
-def _registry_or_none(settings: Settings) -> Registry | None:
-    # A handler module that fails to import here must not hide the event: its handlers show as "unknown".
-    try:
-        return load_registry(settings)
-    except RegistrationError:
-        return None
-
-
-def _event_json(archived: ArchivedEvent, statuses: list[HandlerStatus], now_ms: int) -> dict[str, Any]:
-    raw = archived.raw
-    try:
-        envelope: Any = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        envelope = raw.decode(errors="replace")
-    received = archived.received_at_ms or None
-    return {
-        "event_id": archived.event_id,
-        "source": archived.source,
-        "type": archived.event_type,
-        "issued_at": iso(archived.issued_at_ms or None),
-        "signed_at": iso(archived.signed_at_ms or None),
-        "received_at": iso(received),
-        "age_s": (now_ms - received) / 1000 if received else None,
-        "bytes": len(raw),
-        "handlers": [_status_json(status) for status in statuses],
-        "envelope": envelope,
-    }
-
-
-def _status_json(status: HandlerStatus) -> dict[str, Any]:
-    state = status.state
-    record = status.record
-    return {
-        "handler": status.handler,
-        "status": status.status,
-        "ordering_key": status.ordering_key,
-        "pair": status.pair,
-        "shard": status.shard,
-        "attempts": state.attempts if state else (record.attempts if record else None),
-        "not_before": iso(state.not_before_ms) if state else None,
-        "runnable_at": iso(status.due_at_ms),
-        "first_failure": iso(state.first_failure_ms if state else (record.first_failure_ms if record else None)),
-        "last_failure": iso(state.last_failure_ms if state else (record.last_failure_ms if record else None)),
-        "replay": state.replay if state else None,
-        "leased_until": iso(status.leased_until_ms),
-        "set_aside_at": iso(status.letter_at_ms),
-        "error": ({"type": record.error_type, "message": record.error_message} if record else None),
-    }
 
 
 def _print_event(

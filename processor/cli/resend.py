@@ -14,7 +14,7 @@ import redis
 from processor.cli.arguments import Verbs, positive_int, source_name, time_bound
 from processor.cli.context import connect, load_registry, open_store, settings_for_redis
 from processor.cli.event_index import EventFilter, newest
-from processor.cli.event_status import HandlerStatus, handler_statuses
+from processor.cli.event_status import handler_statuses
 from processor.cli.render import Progress, iso, print_json, render_table, say, warn
 from processor.handlers import Registry
 from processor.records import ArchivedEvent, StoreTimings
@@ -154,16 +154,10 @@ def _classify(
         if status is None:
             out.append(_Choice(archived.source, archived.event_id, archived, status="not_routed"))
             continue
-        target = _target(status)
+        target = status.target()
         known = status.status if target is not None else "unknown"
         out.append(_Choice(archived.source, archived.event_id, archived, target, known))
     return out
-
-
-def _target(status: HandlerStatus) -> Target | None:
-    if status.ordering_key is None or status.pair is None or status.shard is None:
-        return None
-    return Target(status.handler, status.ordering_key, status.ordered, status.shard, status.pair)
 
 
 def _queue_again(store: Store, chosen: list[_Choice]) -> list[_Choice]:

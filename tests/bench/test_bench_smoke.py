@@ -41,7 +41,7 @@ def test_quick_run_writes_every_table(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     text = report.read_text()
     headings = ("## Machine", "## Targets", "## Receiver: the HTTP ack path", "## Processor", "## End to end",
-                "## Redis memory per event")  # fmt: skip
+                "## Redis memory per event", "## Console pages over a large store")  # fmt: skip
     for heading in headings:
         assert heading in text
     for row in RECEIVER_ROWS:

@@ -14,8 +14,15 @@ from packaging.utils import canonicalize_name
 from tests.deploy.paths import ROOT
 
 # What the image runs: the console script (`hookyard receiver|worker` resolve through it) and the modules it
-# execs. processor/__main__.py exits on import, so its target module stands in for it.
-ENTRY_MODULES = ("processor.cli", "receiver.__main__", "processor.fleet", "processor.worker")
+# execs (the console among them, with HOOKYARD_CONSOLE_PORT). processor/__main__.py exits on import, so its target
+# module stands in for it.
+ENTRY_MODULES = (
+    "processor.cli",
+    "receiver.__main__",
+    "processor.fleet",
+    "processor.worker",
+    "processor.console.__main__",
+)
 
 _IMPORT_WITHOUT = """
 import importlib.abc, sys
