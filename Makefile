@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
 
 .PHONY: help install run test test-only lint fmt typecheck bench bench-quick chaos chaos-smoke chaos-cluster clean
-.PHONY: tools
+.PHONY: tools screenshots
 
 help:
 	@echo "make run        start embedded Redis (unless REDIS_URL is set), receiver and workers"
@@ -67,6 +67,10 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench --quick --output .hookyard/benchmarks-quick.md
+
+# The console's screenshots in docs/console/, retaken by its browser tests against a live stack.
+screenshots: $(STAMP) tools
+	CONSOLE_SCREENSHOTS=docs/console $(BIN)/python -m pytest -p no:randomly tests/console/test_browser.py
 
 clean:
 	rm -rf $(VENV) .hookyard .mypy_cache .ruff_cache
