@@ -67,8 +67,10 @@ FULL_CAPACITY = CapacityPlan(
     ack_s=8.0,
     timeout_s=180.0,
 )
+# Large enough that every phase uses several of /proc's 10 ms CPU ticks: a phase under one tick would measure 0 µs
+# and leave the model without a unit cost.
 QUICK_CAPACITY = CapacityPlan(
-    rounds=1, events=300, resources=30, connections=20, ingest_events=600, ack_rate=100.0, ack_s=1.0, timeout_s=30.0
+    rounds=1, events=1500, resources=150, connections=20, ingest_events=1500, ack_rate=100.0, ack_s=1.0, timeout_s=30.0
 )
 
 

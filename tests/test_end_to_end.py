@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -16,11 +12,11 @@ import orjson
 import pytest
 import redis
 
-from processor.devtools.embedded_redis import free_port
 from shared import keys
 from shared.signature import sign
 from tests.conftest import TEST_SECRET
 from tests.fixtures import WORKOS_SAMPLES
+from tests.fixtures.live_stack import live_stack
 from tests.fixtures.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,37 +26,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def stack(redis_url: str) -> Iterator[str]:
     """Receiver and one worker process, as `hookyard dev` runs them; yields the webhook URL."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "REDIS_URL": redis_url,
-        "WORKOS_WEBHOOK_SECRET": TEST_SECRET,
-        "HOOKYARD_PORT": str(port),
-        "HOOKYARD_HANDLERS": "tests.fixtures.ledger_handlers",
-        "HOOKYARD_WORKER_METRICS_PORT": "0",
-        "HOOKYARD_LOG_LEVEL": "warning",
-        "HOOKYARD_ENTRY_POINTS": "false",
-        "PYTHONPATH": str(ROOT),
-    }
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "receiver"], env=env, cwd=ROOT),
-        subprocess.Popen([sys.executable, "-m", "processor"], env=env, cwd=ROOT),
-    ]
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_for(healthy, 30, "the receiver to listen")
-        yield f"http://127.0.0.1:{port}/webhooks/workos"
-    finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            assert proc.wait(timeout=30) == 0
+    with live_stack(redis_url, TEST_SECRET) as url:
+        yield url
 
 
 def test_a_signed_delivery_reaches_the_handler_with_every_field(stack: str, redis_client: redis.Redis) -> None:

@@ -4,11 +4,7 @@ each event once, in order."""
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -16,14 +12,14 @@ import httpx
 import pytest
 import redis
 
-from processor.devtools.embedded_redis import free_port
 from processor.reconcile.state import ReconcileState
 from shared import keys
 from shared.signature import sign
 from tests.conftest import TEST_SECRET
 from tests.fixtures.events_api import EventsApiServer, api_event, webhook_body
 from tests.fixtures.ledger_handlers import LEDGER
-from tests.test_end_to_end import ROOT, wait_for
+from tests.fixtures.live_stack import live_stack
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -37,45 +33,19 @@ def events_api() -> Iterator[EventsApiServer]:
 @pytest.fixture
 def stack(redis_url: str, events_api: EventsApiServer) -> Iterator[str]:
     """Receiver and two worker processes reconciling every second; yields the webhook URL."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "REDIS_URL": redis_url,
-        "WORKOS_WEBHOOK_SECRET": TEST_SECRET,
-        "WORKOS_API_KEY": events_api.api_key,
-        "WORKOS_BASE_URL": events_api.url,
-        "HOOKYARD_RECONCILE_INTERVAL": "1s",
-        "HOOKYARD_RECONCILE_SETTLE": "1s",
+    with live_stack(
+        redis_url,
+        TEST_SECRET,
+        WORKOS_API_KEY=events_api.api_key,
+        WORKOS_BASE_URL=events_api.url,
+        HOOKYARD_RECONCILE_INTERVAL="1s",
+        HOOKYARD_RECONCILE_SETTLE="1s",
         # The reconciler must find a lost event before later ones of its user run: settle + interval + a fetch.
-        "HOOKYARD_REORDER_WINDOW": "6s",
-        "HOOKYARD_WORKERS": "2",
-        "HOOKYARD_PORT": str(port),
-        "HOOKYARD_HANDLERS": "tests.fixtures.ledger_handlers",
-        "HOOKYARD_WORKER_METRICS_PORT": "0",
-        "HOOKYARD_LOG_LEVEL": "warning",
-        "HOOKYARD_ENTRY_POINTS": "false",
-        "TEST_HANDLER_SECONDS": "0",
-        "PYTHONPATH": str(ROOT),
-    }
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "receiver"], env=env, cwd=ROOT),
-        subprocess.Popen([sys.executable, "-m", "processor"], env=env, cwd=ROOT),
-    ]
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_for(healthy, 30, "the receiver to listen")
-        yield f"http://127.0.0.1:{port}/webhooks/workos"
-    finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            assert proc.wait(timeout=30) == 0
+        HOOKYARD_REORDER_WINDOW="6s",
+        HOOKYARD_WORKERS="2",
+        TEST_HANDLER_SECONDS="0",
+    ) as url:
+        yield url
 
 
 def test_lost_and_doubled_webhooks_with_reconcile_reach_every_handler_once_in_order(
