@@ -34,6 +34,7 @@ def apply_event(conn: sa.Connection, event: Event) -> bool:
     apply = _APPLY.get(event.type)
     if apply is None:
         return False
+    event = replace(event, data=p.without_nul(event.data))
     stamp = Stamp(event.id, event.type, event.issued_at, p.workos_time(event.data.get("updated_at")))
     apply(conn, event, stamp)
     return True

@@ -4,8 +4,10 @@ imports this module when `HOOKYARD_MIRROR_URL` is set, then `bind`s the URL).
 Each handler's `order_by` keeps its events apart the way the mirror's writes touch rows: a directory's
 `dsync.deleted` deletes its users, groups and memberships, so a directory's events go one at a time
 (`"directory"`). The writes are right in any order on their own (see `writes.py`); the ordering only spares
-them waiting on each other's row locks. A database error (refused, timed out, locked) is raised, so the
-processor retries the event; a malformed event is `Unprocessable`, dead-lettered at once.
+them waiting on each other's row locks. A database that cannot take a write now (down, timed out, locked) raises
+`MirrorUnavailable`, so the processor retries the event; an event whose data the database refuses (a constraint,
+a value out of range) is as malformed as one missing an id: `MalformedEvent`, dead-lettered at once, since
+retrying it would only hold up the events queued behind it.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from __future__ import annotations
 import threading
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from processor.event import Event
 from processor.handlers import handler
 from processor.mirror.apply import apply_event
+from processor.mirror.payload import MalformedEvent
 from processor.mirror.status import mirror_engine
 from shared.errors import HookyardError
 from shared.logging import get_logger
@@ -73,11 +76,18 @@ def _apply(event: Event) -> None:
     try:
         with engine.begin() as conn:
             applied = apply_event(conn, event)
+    except (DataError, IntegrityError) as exc:
+        # The same event would be refused again: its data, not the database, is at fault. The reason names the
+        # driver's error class only, never the refused value (it may be personal data).
+        raise MalformedEvent(f"{event.type}: the mirror database refused its data ({_reason(exc)})") from exc
     except DBAPIError as exc:
         # Translated so the dead letter says what failed without the driver's connection details.
-        reason = type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__
-        raise MirrorUnavailable(f"the mirror database refused the write ({reason})") from exc
+        raise MirrorUnavailable(f"the mirror database refused the write ({_reason(exc)})") from exc
     log.debug("mirror.applied", event_id=event.id, event_type=event.type, applied=applied)
+
+
+def _reason(exc: DBAPIError) -> str:
+    return type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__
 
 
 @handler(

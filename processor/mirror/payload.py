@@ -1,5 +1,6 @@
 """Reading a WorkOS event's `data` leniently: optional fields may be missing or null, times come in more than
-one format; only what the mirror cannot do without (an object's id) makes an event malformed."""
+one format; only what the mirror cannot do without (an object's id) makes an event malformed. A U+0000 in a string
+is valid JSON that PostgreSQL cannot store in text, so `without_nul` drops it from every string before any is read."""
 
 from __future__ import annotations
 
@@ -8,11 +9,30 @@ from typing import Any
 
 from processor.handlers import Unprocessable
 
-__all__ = ["MalformedEvent", "json_value", "object_at", "optional_text", "required_text", "workos_time"]
+__all__ = [
+    "MalformedEvent",
+    "json_value",
+    "object_at",
+    "optional_text",
+    "required_text",
+    "without_nul",
+    "workos_time",
+]
 
 
 class MalformedEvent(Unprocessable):
     """The event lacks what the mirror needs (an id, an object): retrying cannot help, so it is dead-lettered."""
+
+
+def without_nul(value: Any) -> Any:
+    """`value` with every U+0000 removed from its strings (keys too), at any depth: both backends store it alike."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {without_nul(key): without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_nul(item) for item in value]
+    return value
 
 
 def required_text(data: dict[str, Any], field: str, event_type: str) -> str:

@@ -33,7 +33,9 @@ METADATA = sa.MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
-# Wide enough for any WorkOS id or event type; PostgreSQL checks it, SQLite does not.
+# Wide enough for any WorkOS id or event type; PostgreSQL checks it, SQLite does not. What an identity provider or
+# a customer types (emails, usernames, domains, roles, external ids) is unbounded `Text`: WorkOS passes it on
+# as given, and a value PostgreSQL refused would dead-letter a valid event where SQLite stores it.
 ID = 255
 
 
@@ -82,7 +84,7 @@ organizations = sa.Table(
     METADATA,
     sa.Column("id", sa.String(ID), primary_key=True),
     sa.Column("name", sa.Text()),
-    sa.Column("external_id", sa.String(ID)),
+    sa.Column("external_id", sa.Text()),
     sa.Column("allow_profiles_outside_organization", sa.Boolean()),
     *_version_columns(),
     *_last_event_columns(),
@@ -93,7 +95,7 @@ organization_domains = sa.Table(
     METADATA,
     sa.Column("id", sa.String(ID), primary_key=True),
     sa.Column("organization_id", sa.String(ID), nullable=False, index=True),
-    sa.Column("domain", sa.String(ID), nullable=False),
+    sa.Column("domain", sa.Text(), nullable=False),
     sa.Column("state", sa.String(ID)),
     sa.Column("verification_strategy", sa.String(ID)),
     *_version_columns(),
@@ -134,15 +136,15 @@ directory_users = sa.Table(
     sa.Column("id", sa.String(ID), primary_key=True),
     sa.Column("directory_id", sa.String(ID), nullable=False, index=True),
     sa.Column("organization_id", sa.String(ID)),
-    sa.Column("idp_id", sa.String(ID)),
+    sa.Column("idp_id", sa.Text()),
     sa.Column("state", sa.String(ID)),
-    sa.Column("email", sa.String(ID)),
-    sa.Column("username", sa.String(ID)),
+    sa.Column("email", sa.Text()),
+    sa.Column("username", sa.Text()),
     sa.Column("first_name", sa.Text()),
     sa.Column("last_name", sa.Text()),
     sa.Column("job_title", sa.Text()),
     sa.Column("emails", sa.JSON()),
-    sa.Column("role", sa.String(ID)),
+    sa.Column("role", sa.Text()),
     sa.Column("roles", sa.JSON()),
     sa.Column("custom_attributes", sa.JSON()),
     sa.Column("raw_attributes", sa.JSON()),
@@ -155,7 +157,7 @@ directory_groups = sa.Table(
     sa.Column("id", sa.String(ID), primary_key=True),
     sa.Column("directory_id", sa.String(ID), nullable=False, index=True),
     sa.Column("organization_id", sa.String(ID)),
-    sa.Column("idp_id", sa.String(ID)),
+    sa.Column("idp_id", sa.Text()),
     sa.Column("name", sa.Text()),
     sa.Column("raw_attributes", sa.JSON()),
     *_version_columns(),
@@ -176,11 +178,11 @@ users = sa.Table(
     "mirror_users",
     METADATA,
     sa.Column("id", sa.String(ID), primary_key=True),
-    sa.Column("email", sa.String(ID)),
+    sa.Column("email", sa.Text()),
     sa.Column("email_verified", sa.Boolean()),
     sa.Column("first_name", sa.Text()),
     sa.Column("last_name", sa.Text()),
-    sa.Column("external_id", sa.String(ID)),
+    sa.Column("external_id", sa.Text()),
     *_version_columns(),
 )
 
@@ -190,7 +192,7 @@ organization_memberships = sa.Table(
     sa.Column("id", sa.String(ID), primary_key=True),
     sa.Column("user_id", sa.String(ID), index=True),
     sa.Column("organization_id", sa.String(ID), index=True),
-    sa.Column("role", sa.String(ID)),
+    sa.Column("role", sa.Text()),
     sa.Column("status", sa.String(ID)),
     *_version_columns(),
 )
