@@ -57,16 +57,29 @@ def _organization(conn: sa.Connection, event: Event, stamp: Stamp) -> None:
             _put_domain(conn, {**domain, "organization_id": org_id}, event.type, stamp)
     if event.type == "organization.deleted":
         tombstone(conn, organizations, organizations.c.id == org_id, stamp.issued_at)
-        tombstone(conn, organization_domains, organization_domains.c.organization_id == org_id, stamp.issued_at)
+    _follow_organization(conn, org_id)
     note_event(conn, organizations, {"id": org_id}, stamp)
 
 
 def _organization_domain(conn: sa.Connection, event: Event, stamp: Stamp) -> None:
-    domain_id, org_id = _put_domain(conn, event.data, event.type, stamp)
+    org_id = p.required_text(event.data, "organization_id", event.type)
+    # The organization's row is locked before the domain's, in the order an organization.* event takes them (its
+    # upsert, then its domains'): taken the other way round, the two deadlock on PostgreSQL.
+    _org_stub(conn, org_id)
+    lock(conn, organizations, {"id": org_id})
+    domain_id, _ = _put_domain(conn, event.data, event.type, stamp)
     if event.type == "organization_domain.deleted":
         tombstone(conn, organization_domains, organization_domains.c.id == domain_id, stamp.issued_at)
-    _org_stub(conn, org_id)
+    _follow_organization(conn, org_id)
     note_event(conn, organizations, {"id": org_id}, stamp)
+
+
+def _follow_organization(conn: sa.Connection, org_id: str) -> None:
+    # organization.deleted deletes the domains of its organization, including one whose own event arrives after
+    # it (or that its list did not name): they get the organization's deletion time, as a directory's users do.
+    deleted = conn.scalar(sa.select(organizations.c.deleted_at).where(organizations.c.id == org_id))
+    if deleted is not None:
+        tombstone(conn, organization_domains, organization_domains.c.organization_id == org_id, deleted)
 
 
 def _put_domain(conn: sa.Connection, data: dict[str, Any], event_type: str, stamp: Stamp) -> tuple[str, str]:

@@ -68,6 +68,11 @@ SEQUENCES: dict[str, list[dict[str, Any]]] = {
         organization("organization.updated", 3, name="Foo Corporation", domains=(("foo-corp.com", "verified"),)),
         organization("organization.deleted", 4, name="Foo Corporation", domains=(("foo-corp.com", "verified"),)),
     ],
+    "organization created, a domain created, organization deleted listing another": [
+        organization("organization.created", 1, domains=(("a.com", "verified"),)),
+        organization_domain("organization_domain.created", 2, domain="b.com", state="pending"),
+        organization("organization.deleted", 3, domains=(("a.com", "verified"),)),
+    ],
     "membership in an organization created, updated, deleted": [
         org_membership("organization_membership.created", 1, status="pending"),
         org_membership("organization_membership.updated", 2, status="active"),

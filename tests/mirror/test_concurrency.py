@@ -19,10 +19,10 @@ from sqlalchemy.exc import DBAPIError
 from processor.mirror.apply import apply_event
 from processor.mirror.migrate import upgrade
 from processor.mirror.queries import users_of_directory
-from processor.mirror.schema import directory_users
+from processor.mirror.schema import directory_users, organization_domains, organizations
 from processor.mirror.status import mirror_engine
 from tests.mirror.backends import new_database
-from tests.mirror.events import DIRECTORY, T0, apply, reset, snapshot, to_event
+from tests.mirror.events import DIRECTORY, ORG, T0, apply, organization, organization_domain, reset, snapshot, to_event
 from tests.mirror.scenarios import ALL_EVENTS, directory, user
 
 THREADS = 4
@@ -112,3 +112,39 @@ def test_a_user_written_while_its_directory_is_deleted_is_deleted(postgres_mirro
     assert users_of_directory(engine, DIRECTORY, active_only=False) == []
     with engine.connect() as conn:
         assert conn.scalar(sa.select(directory_users.c.deleted_at)) == T0 + timedelta(seconds=4)
+
+
+def test_a_domain_event_and_its_organizations_update_do_not_deadlock(postgres_mirror: sa.Engine) -> None:
+    engine = postgres_mirror
+    listed = (("a.com", "verified"), ("b.com", "pending"))
+    apply(engine, organization("organization.created", 1, domains=listed))
+    verified = organization_domain("organization_domain.verified", 6, domain="b.com")
+    errors: list[BaseException] = []
+
+    def apply_domain() -> None:
+        try:
+            apply(engine, verified)
+        except DBAPIError as exc:  # a deadlock, reported below
+            errors.append(exc)
+
+    # Given an organization.updated listing b.com, in a transaction that has taken the organization's row (its
+    # first write) and not yet its domains'
+    with engine.connect() as conn:
+        transaction = conn.begin()
+        conn.execute(sa.select(organizations.c.id).where(organizations.c.id == ORG).with_for_update())
+        # When b.com's own event is applied meanwhile, from another thread
+        other = threading.Thread(target=apply_domain)
+        other.start()
+        deadline = time.monotonic() + 10
+        while other.is_alive() and lock_waits(engine) == 0:
+            assert time.monotonic() < deadline, "the domain's event neither waited nor finished"
+            time.sleep(0.01)
+        # And the update goes on to write the domains
+        apply_event(conn, to_event(organization("organization.updated", 5, domains=listed)))
+        transaction.commit()
+    other.join(timeout=10)
+    # Then neither was refused as a deadlock: the domain's event waited on the organization's row, before its own
+    assert not other.is_alive() and errors == []
+    with engine.connect() as conn:
+        state = conn.scalar(sa.select(organization_domains.c.state).where(organization_domains.c.domain == "b.com"))
+    assert state == "verified"

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from processor.mirror.queries import groups_of_user, users_of_directory
-from processor.mirror.schema import connections, directory_users
+from processor.mirror.schema import connections, directory_users, organization_domains
 from processor.mirror.status import organization_status
 from tests.mirror.events import DIRECTORY, ORG, T0, apply, reset, snapshot
 from tests.mirror.scenarios import ALL_EVENTS, CONNECTION, SEQUENCES, USER, connection, user
@@ -83,6 +83,19 @@ def test_a_late_member_of_a_deleted_directory_is_deleted_with_it(engine: sa.Engi
     assert groups_of_user(engine, USER) == []
     status = organization_status(engine, ORG)
     assert status is not None and (status.users, status.groups, status.directory_state) == (0, 0, None)
+
+
+def test_a_late_domain_of_a_deleted_organization_is_deleted_with_it(engine: sa.Engine) -> None:
+    # Given an organization deleted (its delete listing a.com only) before b.com's created event arrives
+    created, domain_created, deleted = SEQUENCES[
+        "organization created, a domain created, organization deleted listing another"
+    ]
+    for body in (created, deleted, domain_created):
+        apply(engine, body)
+    # Then both domains are deleted, at the organization's deletion time
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(organization_domains.c.domain, organization_domains.c.deleted_at)).all()
+    assert sorted(rows) == [("a.com", T0 + timedelta(seconds=3)), ("b.com", T0 + timedelta(seconds=3))]
 
 
 deliveries = st.lists(st.sampled_from(range(len(ALL_EVENTS))), min_size=1, max_size=12).flatmap(
