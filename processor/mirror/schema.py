@@ -206,4 +206,7 @@ state_changes = sa.Table(
     sa.Column("event_id", sa.String(ID), primary_key=True),
     sa.Column("issued_at", UtcDateTime(), nullable=False),
     sa.Column("state", sa.String(ID), nullable=False),
+    # The reporting event's version, so reports sort as the rows' writes do (issued time alone can tie). Empty in
+    # rows recorded before revision 0003: they sort by issued time and event id.
+    sa.Column("version", sa.String(ID)),
 )

@@ -103,18 +103,31 @@ def note_event(conn: sa.Connection, table: sa.Table, key: Mapping[str, str], sta
 def note_state(conn: sa.Connection, table: sa.Table, object_id: str, state: str | None, stamp: Stamp) -> None:
     """Record the state an event reported, then recompute since when the object is in its current state."""
     if state:
+        report = {"issued_at": stamp.issued_at, "state": state, "version": stamp.version}
         conn.execute(
             _insert(conn, state_changes)
-            .values(object_id=object_id, event_id=stamp.event_id, issued_at=stamp.issued_at, state=state)
+            .values(object_id=object_id, event_id=stamp.event_id, **report)
             .on_conflict_do_nothing()
         )
     current = conn.scalar(sa.select(table.c.state).where(table.c.id == object_id))
-    history = conn.execute(
-        sa.select(state_changes.c.issued_at, state_changes.c.state).where(state_changes.c.object_id == object_id)
-    ).all()
+    columns = state_changes.c
+    history = [
+        # Reports sort by the same version the row's writes compare, so `current` is the state of the last report
+        # and ties of issued time resolve as the row did.
+        (version or version_of(issued_at, None, event_id), issued_at, seen)
+        for version, issued_at, event_id, seen in conn.execute(
+            sa.select(columns.version, columns.issued_at, columns.event_id, columns.state).where(
+                columns.object_id == object_id
+            )
+        )
+    ]
     # The current state began with the first report of it after the last report of any other state.
-    other = max((when for when, seen in history if seen != current), default=None)
-    since = min((when for when, seen in history if seen == current and (other is None or when > other)), default=None)
+    other = max((version for version, _, seen in history if seen != current), default=None)
+    began = min(
+        ((version, when) for version, when, seen in history if seen == current and (other is None or version > other)),
+        default=None,
+    )
+    since = began[1] if began is not None else None
     conn.execute(sa.update(table).where(table.c.id == object_id).values(state_since=since))
 
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from processor.mirror.queries import groups_of_user, users_of_directory
 from processor.mirror.schema import connections, directory_users, organization_domains
 from processor.mirror.status import organization_status
-from tests.mirror.events import DIRECTORY, ORG, T0, apply, reset, snapshot
+from tests.mirror.events import DIRECTORY, ORG, T0, apply, envelope, reset, snapshot
 from tests.mirror.scenarios import ALL_EVENTS, CONNECTION, SEQUENCES, USER, connection, user
 
 
@@ -71,6 +71,36 @@ def test_since_is_when_the_current_state_began(engine: sa.Engine) -> None:
     status = organization_status(engine, ORG)
     assert status is not None
     assert (status.sso_state, status.sso_since) == ("active", T0 + timedelta(seconds=30))
+
+
+@pytest.mark.parametrize(
+    ("deactivated_id", "activated_id", "expected"),
+    [
+        ("event_01ADV0002", "event_01ADV0003", "active"),
+        ("event_01ADV0003", "event_01ADV0002", "inactive"),
+    ],
+)
+def test_since_is_set_when_two_state_reports_share_an_issued_time(
+    engine: sa.Engine, deactivated_id: str, activated_id: str, expected: str
+) -> None:
+    # Given a connection activated at 10 s, then deactivated and activated again in the same millisecond (20 s),
+    # the event ids breaking the tie one way or the other
+    reports = [
+        envelope("connection.activated", 10, resource_id=CONNECTION, event_id="event_01ADV0001"),
+        envelope("connection.deactivated", 20, resource_id=CONNECTION, event_id=deactivated_id),
+        envelope("connection.activated", 20, resource_id=CONNECTION, event_id=activated_id),
+    ]
+    for order in itertools.permutations(reports):
+        # When they arrive in any order
+        reset(engine)
+        for body in order:
+            apply(engine, body)
+        # Then the connection is in the state of the report with the greater version, since 20 s
+        status = organization_status(engine, ORG)
+        assert status is not None
+        assert (status.sso_state, status.sso_since) == (expected, T0 + timedelta(seconds=20)), [
+            body["id"] for body in order
+        ]
 
 
 def test_a_late_member_of_a_deleted_directory_is_deleted_with_it(engine: sa.Engine) -> None:
