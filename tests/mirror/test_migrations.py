@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -10,8 +11,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from processor.mirror.migrate import VERSION_TABLE, current_revision, downgrade, head_revision, upgrade
-from processor.mirror.schema import METADATA
+from processor.mirror.schema import METADATA, connections
 from processor.mirror.status import mirror_engine
+from tests.mirror.events import T0, apply
+from tests.mirror.scenarios import CONNECTION, connection
 
 
 def test_upgrade_head_matches_the_metadata_and_downgrade_base_removes_it(mirror_url: str) -> None:
@@ -57,3 +60,32 @@ def test_the_migrations_ship_as_package_data() -> None:
         if p.is_file() and "__pycache__" not in p.parts
     }
     assert needed and needed <= shipped
+
+
+def test_state_reports_recorded_before_their_versions_still_count(mirror_url: str) -> None:
+    engine = mirror_engine(mirror_url)
+    try:
+        # Given a mirror at revision 0002 holding a connection's activation at 10 s (a report without a version)
+        upgrade(engine, "0002")
+        old_reports = sa.table(
+            "mirror_state_changes",
+            sa.column("object_id"),
+            sa.column("event_id"),
+            sa.column("issued_at"),
+            sa.column("state"),
+        )
+        with engine.begin() as conn:
+            conn.execute(
+                old_reports.insert().values(
+                    object_id=CONNECTION, event_id="event_01OLD", issued_at=T0 + timedelta(seconds=10), state="active"
+                )
+            )
+        # When it is migrated to head and another activation arrives, at 15 s
+        upgrade(engine)
+        apply(engine, connection("connection.activated", 15))
+        # Then the connection is active since the old report, ordered by its issued time
+        with engine.connect() as conn:
+            since = conn.scalar(sa.select(connections.c.state_since).where(connections.c.id == CONNECTION))
+        assert since == T0 + timedelta(seconds=10)
+    finally:
+        engine.dispose()
