@@ -23,6 +23,8 @@ __all__ = [
     "RECONCILE_CURSOR",
     "RECONCILE_LEASE",
     "RECONCILE_MISSED",
+    "RECONCILE_NOT_BEFORE",
+    "RECONCILE_READ",
     "RECONCILE_STATS",
     "SHARDS",
     "WAKE_NAMESPACE",
@@ -63,9 +65,11 @@ INBOX_SHARDS_MAX = 64
 # The Events API reconciler (`hookyard reconcile`, HOOKYARD_RECONCILE_INTERVAL): one leader at a time, its place
 # in the API's event list, and the events whose first arrival came through the API rather than a webhook.
 RECONCILE_LEASE = "{hy:reconcile}:lease"  # string: the leading reconciler's token, with expiry
-RECONCILE_CURSOR = "{hy:reconcile}:cursor"  # hash: after (event id), caught_up_ms, updated_ms
+RECONCILE_CURSOR = "{hy:reconcile}:cursor"  # hash: after (event id), position_ms, updated_ms, caught_up
 RECONCILE_STATS = "{hy:reconcile}:stats"  # hash: missed:<source>, late_webhook:<source> counters
 RECONCILE_MISSED = "{hy:reconcile}:missed"  # zset "<source>:<event id>" by admission time, trimmed by count
+RECONCILE_NOT_BEFORE = "{hy:reconcile}:not_before"  # string: ms before which no reconciler calls the API (backoff)
+RECONCILE_READ = "{hy:reconcile}:read"  # zset "<source>:<event id>" by created ms: read in the re-read overlap
 WORKERS = "{hy:workers}"  # zset "<host>:<pid>" -> last heartbeat (ms), written by every worker's sweep
 # Dramatiq's Redis broker keeps the wake-up queue under its namespace: the list of message ids it holds.
 WAKE_NAMESPACE = "hookyard-dramatiq"

@@ -8,6 +8,10 @@ JSON of the last response and the page's events are taken from it.
 
 from __future__ import annotations
 
+import time
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+
 import httpx
 import orjson
 import workos
@@ -29,6 +33,8 @@ class EventsApi:
 
     def __init__(self, api_key: str, base_url: str) -> None:
         self._last_body: bytes = b""
+        #: The parameter the API named when it refused the last request (`after`: it no longer knows the cursor).
+        self.refused_param: str | None = None
         # The SDK retries with sleeps of its own; the reconciler backs off itself (honouring Retry-After), so
         # the SDK sends each request once.
         self._http = httpx.Client(timeout=_TIMEOUT_S, event_hooks={"response": [self._keep_body]})
@@ -43,6 +49,7 @@ class EventsApi:
         """The events after `after` (or from the range's start); raises `EventsApiUnavailable` when the API
         cannot answer now, `EventsApiError` when it refuses the request."""
         self._last_body = b""
+        self.refused_param = None
         try:
             page = self._sdk.events.list_events(
                 events=list(query.types),
@@ -59,6 +66,8 @@ class EventsApi:
         except workos.WorkOSError as exc:
             status = getattr(exc, "status_code", None)
             if isinstance(status, int) and status < 500:
+                param = getattr(exc, "param", None)
+                self.refused_param = param if isinstance(param, str) else None
                 raise EventsApiError(f"events API refused the request: {str(exc)[:300]}") from None
             if isinstance(exc.__cause__, KeyError | ValueError | TypeError) and self._last_body:
                 # The page arrived, but one of its events does not fit the SDK's typed models (they lag the API
@@ -92,10 +101,23 @@ class EventsApi:
 def _retry_after(exc: workos.ServerError) -> float | None:
     headers = getattr(exc.response, "headers", None) or {}
     raw = headers.get("Retry-After") or headers.get("retry-after")
+    return retry_after_seconds(raw, time.time()) if raw else None
+
+
+def retry_after_seconds(raw: str, now_s: float) -> float | None:
+    """A `Retry-After` value in seconds from `now_s`: either form HTTP allows (a number of seconds, or an
+    HTTP-date); `None` when it is neither."""
     try:
-        return max(0.0, float(raw)) if raw else None
+        return max(0.0, float(raw))
     except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
         return None
+    if when.tzinfo is None:  # an HTTP-date is always GMT; a date without a zone is read as such
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now_s)
 
 
 def known_event_types() -> tuple[str, ...]:

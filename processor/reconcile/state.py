@@ -27,6 +27,10 @@ class Cursor:
     after: str | None = None
     position_ms: int | None = None
     updated_ms: int | None = None
+    #: The round that wrote it reached the end of the list (the next one reads from a time, not after `after`).
+    caught_up: bool = False
+    #: The `created_at` of the `after` event (unix ms), when known.
+    after_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +66,15 @@ class ReconcileState:
             after=got.get("after") or None,
             position_ms=int(got["position_ms"]) if got.get("position_ms") else None,
             updated_ms=int(got["updated_ms"]) if got.get("updated_ms") else None,
+            caught_up=got.get("caught_up") == "1",
+            after_ms=int(got["after_ms"]) if got.get("after_ms") else None,
         )
 
     def save_cursor(self, cursor: Cursor, token: str | None) -> bool:
         """Store the cursor; with a `token`, only while that token still holds the lease (a leader that was
         paused past its lease must not move the cursor back under the new one). Returns whether it was stored."""
-        fields = {"after": cursor.after or "", "position_ms": cursor.position_ms or 0, "updated_ms": cursor.updated_ms}
+        fields = {"after": cursor.after or "", "position_ms": cursor.position_ms or 0, "updated_ms": cursor.updated_ms,
+                  "caught_up": "1" if cursor.caught_up else "", "after_ms": cursor.after_ms or 0}  # fmt: skip
         if token is None:
             call(self.client.hset, keys.RECONCILE_CURSOR, mapping=fields)
             return True
@@ -82,6 +89,26 @@ class ReconcileState:
 
         return bool(call(self.client.transaction, store, keys.RECONCILE_LEASE, value_from_callable=True))
 
+    # -- backoff shared by every reconciler ---------------------------------------------------------------
+
+    def not_before_ms(self) -> int:
+        """The time before which no reconciler may call the API (0: none), so a backoff outlives its leader."""
+        raw = call(self.client.get, keys.RECONCILE_NOT_BEFORE)
+        return int(raw) if raw else 0
+
+    def defer(self, until_ms: int, keep_ms: int) -> None:
+        """Hold every reconciler back until `until_ms` (a later deadline already stored stays); the key expires
+        after `keep_ms` of real time so a stale one cannot linger."""
+
+        def store(tx: redis.client.Pipeline) -> None:
+            stored = tx.get(keys.RECONCILE_NOT_BEFORE)
+            if stored is not None and int(stored) >= until_ms:
+                return
+            tx.multi()
+            tx.set(keys.RECONCILE_NOT_BEFORE, until_ms, px=max(1, keep_ms))
+
+        call(self.client.transaction, store, keys.RECONCILE_NOT_BEFORE)
+
     # -- what is known --------------------------------------------------------------------------------------
 
     def known(self, source: str, event_ids: Sequence[str]) -> list[bool]:
@@ -90,6 +117,26 @@ class ReconcileState:
         for event_id in event_ids:
             pipe.exists(keys.event_keys(source, event_id).seen)
         return [bool(n) for n in call(pipe.execute)]
+
+    def already_read(self, source: str, event_ids: Sequence[str]) -> list[bool]:
+        """Per event id: did a reconciler read it before (it lies in a window the loop reads again)?"""
+        pipe = self.client.pipeline(transaction=False)
+        for event_id in event_ids:
+            pipe.zscore(keys.RECONCILE_READ, f"{source}:{event_id}")
+        return [score is not None for score in call(pipe.execute)]
+
+    def mark_read(self, source: str, events: Sequence[tuple[str, int]], keep_ms: int) -> None:
+        """Remember (event id, created ms) pairs as read; the set lapses after `keep_ms` without a write."""
+        if not events:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zadd(keys.RECONCILE_READ, {f"{source}:{event_id}": created for event_id, created in events})
+        pipe.pexpire(keys.RECONCILE_READ, keep_ms)
+        call(pipe.execute)
+
+    def forget_read(self, before_ms: int) -> None:
+        """Drop the read events created before `before_ms`: no round reads that far back again."""
+        call(self.client.zremrangebyscore, keys.RECONCILE_READ, "-inf", f"({before_ms}")
 
     # -- missed deliveries ----------------------------------------------------------------------------------
 

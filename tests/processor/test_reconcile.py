@@ -17,7 +17,7 @@ from processor.metrics import WorkerMetrics
 from processor.reconcile.collector import ReconcileCollector
 from processor.reconcile.events_api import EventsApi
 from processor.reconcile.loop import ReconcileLoop
-from processor.reconcile.query import EventsQuery
+from processor.reconcile.query import EventsQuery, api_time
 from processor.reconcile.reconciler import Reconciler
 from processor.reconcile.state import ReconcileState
 from processor.testing import Harness
@@ -213,8 +213,9 @@ def test_filters_reach_the_api_as_workos_documents_them(
 def loop_for(
     server: EventsApiServer, yard: Harness, metrics: WorkerMetrics | None = None, **options: object
 ) -> ReconcileLoop:
+    options = {"settle_s": 0.0, **options}
     config = ReconcileSettings(
-        api_key=Secret(server.api_key.encode()), base_url=server.url, interval_s=5.0, settle_s=0.0,
+        api_key=Secret(server.api_key.encode()), base_url=server.url, interval_s=5.0,
         types=TYPES, **options,  # type: ignore[arg-type]
     )  # fmt: skip
     return ReconcileLoop(config, yard.registry, yard.client, clock_ms=yard.clock, metrics=metrics)
@@ -239,7 +240,10 @@ def test_one_leader_at_a_time_and_the_cursor_carries_over(api: EventsApiServer, 
     api.add(api_event("event_00150", "dsync.user.updated", "directory_user_00", START_MS + 200_000))
     leader.close()
     assert standby.step() == 5.0
-    assert api.requests[-1]["after"] == "event_00149"
+    # (a caught-up cursor is read again from its last event's time: nothing it had read is queued twice)
+    assert "after" not in api.requests[-1]
+    assert api.requests[-1]["range_start"] == api_time(START_MS + 149_000)
+    assert yard.client.llen(keys.INBOX) == 151
     assert decode_message(yard.client.lrange(keys.INBOX, -1, -1)[0]).event_id == "event_00150"
     standby.close()
 
@@ -254,8 +258,13 @@ def test_429_and_outages_back_off_honouring_retry_after(api: EventsApiServer, ya
 
     # When it steps, Then it waits what the API asked, then backs off, then catches up
     assert loop.step() == 7.0
+    yard.clock.advance(3)
+    assert loop.step() == 4.0  # stepped early: it does not ask the API before the wait is over
+    assert len(api.requests) == 1
+    yard.clock.advance(4)
     assert loop.step() == 2.0  # doubled from the minimum (no Retry-After)
     assert ReconcileState(yard.client).cursor().after is None  # a failed round moves nothing
+    yard.clock.advance(2)
     assert loop.step() == 5.0
     assert ReconcileState(yard.client).cursor().after == "event_00002"
     loop.close()
@@ -264,7 +273,11 @@ def test_429_and_outages_back_off_honouring_retry_after(api: EventsApiServer, ya
     api.stop()
     down = loop_for(api, yard)
     # When it steps, Then it backs off further each round, and the cursor stays
-    assert [down.step() for _ in range(3)] == [1.0, 2.0, 4.0]
+    waits = []
+    for _ in range(3):
+        waits.append(down.step())
+        yard.clock.advance(waits[-1])
+    assert waits == [1.0, 2.0, 4.0]
     assert ReconcileState(yard.client).cursor().after == "event_00002"
     down.close()
 
@@ -281,8 +294,8 @@ def test_metrics_count_requests_fetched_events_and_missed_deliveries(api: Events
     loop = loop_for(api, yard, metrics)
     api.fail_next(429, retry_after="1")
 
-    # When the loop steps twice and the API copies are ingested
-    loop.step()
+    # When the loop steps twice (waiting as told) and the API copies are ingested
+    yard.clock.advance(loop.step())
     loop.step()
     ingester.ingest_once()
     loop.close()
