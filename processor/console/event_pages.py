@@ -92,7 +92,8 @@ async def events(request: Request) -> Response:
             found = await run_in_threadpool(event_lookup.find_event, console.client, console.sources, wanted_id)
         except HookyardError as exc:
             return render(request, "events.html", 404, rows=[], query=request.query_params, error=str(exc))
-        return RedirectResponse(request.url_for("event", source=found.source, event_id=found.event_id), 303)
+        target = request.app.url_path_for("event", source=found.source, event_id=found.event_id)
+        return RedirectResponse(str(target), 303)
     try:
         now_ms = wall_ms()
         wanted, since, until = _filters(request, now_ms)

@@ -1,0 +1,52 @@
+"""The console against what an adversarial review tried: a rebound DNS name, interrupted replays, purges that
+grow after their confirmation, odd input that must be a 400 with a reason (real Redis, Starlette TestClient)."""
+
+from __future__ import annotations
+
+import redis
+from starlette.testclient import TestClient
+
+from processor import deadletters
+from tests.console.conftest import CONSOLE_TOKEN, ConsoleFactory
+from tests.fixtures.cli_state import Scenario
+
+BEARER = {"Authorization": f"Bearer {CONSOLE_TOKEN}"}
+
+
+def _dead(client: redis.Redis) -> list[str]:
+    return [letter.event_id for letter in deadletters.list_letters(client, "dead")]
+
+
+def _with_host(web: TestClient, host: str) -> int:
+    return web.get("/events", headers={"host": host}).status_code
+
+
+def test_a_host_the_console_does_not_know_is_refused(console: ConsoleFactory, scenario: Scenario) -> None:
+    # Given a console on its default loopback address, and one that also answers to console.example
+    web = console()
+    named = console(HOOKYARD_CONSOLE_ALLOWED_HOSTS="console.example, *.ops.example")
+    # When a page comes with a Host a rebound DNS name would send, then it is refused before any page runs
+    answer = web.get(f"/events/workos/{scenario.dead}", headers={"host": "rebind.attacker.example:8090"})
+    assert answer.status_code == 400
+    assert "user_b" not in answer.text
+    assert _with_host(named, "rebind.attacker.example") == 400
+    signing_in = {"host": "rebind.attacker.example:8090", "origin": "http://rebind.attacker.example:8090"}
+    assert web.post("/login", data={"token": "x" * 20}, headers=signing_in).status_code == 400
+    # When it comes with loopback names (any port) or a configured name, then it is served
+    for host in ("127.0.0.1:8090", "localhost:8090", "[::1]:8090", "127.0.0.1"):
+        assert _with_host(web, host) == 200, host
+    assert _with_host(named, "console.example:8090") == 200
+    assert _with_host(named, "a.ops.example") == 200
+    assert _with_host(web, "console.example") == 400
+    # And the ?id= jump is a relative redirect: nothing in it comes from the Host header
+    jump = web.get(f"/events?id={scenario.dead}", follow_redirects=False)
+    assert jump.status_code == 303
+    assert jump.headers["location"] == f"/events/workos/{scenario.dead}"
+
+
+def test_the_configured_listening_host_is_served(console: ConsoleFactory) -> None:
+    # Given a console told to listen on a LAN name
+    web = console(HOOKYARD_CONSOLE_HOST="console.lan")
+    # When that name comes as the Host, then it is served; another is not
+    assert _with_host(web, "console.lan:8090") == 200
+    assert _with_host(web, "other.lan:8090") == 400
