@@ -3,12 +3,18 @@ grow after their confirmation, odd input that must be a 400 with a reason (real 
 
 from __future__ import annotations
 
+import anyio
 import redis
 from starlette.testclient import TestClient
+from structlog.testing import capture_logs
 
 from processor import deadletters
+from processor.console import letter_pages
+from processor.console.guard import Access
+from processor.testing import Harness
 from tests.console.conftest import CONSOLE_TOKEN, ConsoleFactory
-from tests.fixtures.cli_state import Scenario
+from tests.fixtures import cli_state
+from tests.fixtures.cli_state import Scenario, envelope
 
 BEARER = {"Authorization": f"Bearer {CONSOLE_TOKEN}"}
 
@@ -50,3 +56,43 @@ def test_the_configured_listening_host_is_served(console: ConsoleFactory) -> Non
     # When that name comes as the Host, then it is served; another is not
     assert _with_host(web, "console.lan:8090") == 200
     assert _with_host(web, "other.lan:8090") == 400
+
+
+def _more_dead(yard: Harness, count: int) -> None:
+    """`count` more dead letters of cli.users, after the scenario's."""
+    for i in range(count):
+        cli_state.REFUSED_USERS.add(f"user_more_{i}")
+        at = yard.clock.now_ms + i
+        yard.deliver(envelope(f"event_more_{i}", "dsync.user.updated", at, {"id": f"user_more_{i}"}))
+    yard.run()
+
+
+def test_a_streamed_replay_left_mid_way_is_audited(
+    console: ConsoleFactory, scenario: Scenario, yard: Harness, redis_client: redis.Redis
+) -> None:
+    # Given three dead letters and a console with a token
+    _more_dead(yard, 2)
+    web = console(HOOKYARD_CONSOLE_TOKEN=CONSOLE_TOKEN)
+    chosen = deadletters.list_letters(redis_client, "dead")
+    assert len(chosen) == 3
+    bearer = Access(True, True, "bearer", bearer=True)
+    stream = letter_pages._progress(web.app.state.console, bearer, "dead", chosen, {"all": True})  # type: ignore[attr-defined]
+
+    async def leave_after_the_first() -> str:
+        try:
+            return await stream.__anext__()
+        finally:
+            await stream.aclose()  # what the server does when the client goes away
+
+    # When the client of a streamed replay of all three leaves after the first progress report
+    with capture_logs() as logs:
+        first = anyio.run(leave_after_the_first)
+    # Then one letter was replayed, and the audit says what was selected before, and how far it got after
+    assert first.startswith("event: progress")
+    assert len(_dead(redis_client)) == 2
+    audit = [line for line in logs if line["event"] == "console.action"]
+    assert [(line["action"], line["outcome"], line["selected"], line.get("replayed")) for line in audit] == [
+        ("replay", "started", 3, None),
+        ("replay", "interrupted", 3, 1),
+    ]
+    assert audit[0]["all"] is True

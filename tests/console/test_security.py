@@ -83,6 +83,7 @@ def test_an_action_needs_the_token(console: ConsoleFactory, scenario: Scenario, 
         ("replay", "refused", "anonymous"),
         ("replay", "refused", "anonymous"),
         ("sign_in", "refused", "anonymous"),
+        ("replay", "started", "bearer"),
         ("replay", "ok", "bearer"),
     ]
     assert audit[-1]["replayed"] == 1
