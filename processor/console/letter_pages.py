@@ -175,9 +175,9 @@ async def purge(request: Request) -> Response:
         return act
     console, form, access, kind, chosen, what = act.console, act.form, act.access, act.kind, act.chosen, act.what
     if form.get("confirm") != "yes":
-        # Deleting is forever: show what would go, and ask.
-        fields = [(name, str(value)) for name, value in form.multi_items() if name != "csrf"]
-        return page(request, "confirm_purge.html", kind=kind, chosen=chosen, fields=fields)
+        # Deleting is forever: show what would go, and ask. The confirmation names those letters one by one,
+        # so a letter set aside after this page (in the same group, or at all) is not purged with them.
+        return page(request, "confirm_purge.html", kind=kind, chosen=chosen)
     purged = await run_in_threadpool(deadletters.purge, console.client, chosen)
     audit(access, "purge", "ok", kind=kind, selected=len(chosen), purged=purged, **what)
     notice = f"purged {purged} of {len(chosen)}"

@@ -3,6 +3,8 @@ grow after their confirmation, odd input that must be a 400 with a reason (real 
 
 from __future__ import annotations
 
+import re
+
 import anyio
 import redis
 from starlette.testclient import TestClient
@@ -96,3 +98,32 @@ def test_a_streamed_replay_left_mid_way_is_audited(
         ("replay", "interrupted", 3, 1),
     ]
     assert audit[0]["all"] is True
+
+
+def _hidden(page: str, name: str) -> list[str]:
+    return re.findall(rf'<input type="hidden" name="{name}" value="([^"]*)">', page)
+
+
+def test_a_purge_deletes_exactly_what_its_confirmation_listed(
+    console: ConsoleFactory, scenario: Scenario, yard: Harness, redis_client: redis.Redis
+) -> None:
+    # Given two dead letters of one group, and a signed-in session asked to confirm purging that group
+    _more_dead(yard, 1)
+    web = console(HOOKYARD_CONSOLE_TOKEN=CONSOLE_TOKEN)
+    web.post("/login", data={"token": CONSOLE_TOKEN})
+    csrf = re.findall(r'name="csrf" value="([0-9a-f]+)"', web.get("/dead-letters").text)[0]
+    asked = web.post("/dead-letters/purge", data={"group": "cli.users|RuntimeError", "csrf": csrf})
+    assert "Purge 2 dead letters for good?" in asked.text
+    listed = _hidden(asked.text, "letter")
+    assert len(listed) == 2
+    # When a third letter of the same group is set aside before the confirmation is sent
+    cli_state.REFUSED_USERS.add("user_late")
+    yard.deliver(envelope("event_after_confirm", "dsync.user.updated", yard.clock.now_ms, {"id": "user_late"}))
+    yard.run()
+    assert len(_dead(redis_client)) == 3
+    confirm = {"csrf": csrf, "confirm": "yes", "kind": "dead", "letter": listed}
+    done = web.post("/dead-letters/purge", data=confirm, follow_redirects=False)
+    # Then the two listed letters are gone and the newer one stays
+    assert done.status_code == 303
+    assert "purged+2+of+2" in done.headers["location"]
+    assert _dead(redis_client) == ["event_after_confirm"]
