@@ -11,9 +11,12 @@ from starlette.testclient import TestClient
 from structlog.testing import capture_logs
 
 from processor import deadletters
-from processor.console import letter_pages
+from processor.console import build_app, letter_pages
 from processor.console.guard import Access
+from processor.devtools.embedded_redis import free_port
+from processor.handlers import Registry
 from processor.testing import Harness
+from shared.settings import Settings
 from tests.console.conftest import CONSOLE_TOKEN, ConsoleFactory
 from tests.fixtures import cli_state
 from tests.fixtures.cli_state import Scenario, envelope
@@ -127,3 +130,18 @@ def test_a_purge_deletes_exactly_what_its_confirmation_listed(
     assert done.status_code == 303
     assert "purged+2+of+2" in done.headers["location"]
     assert _dead(redis_client) == ["event_after_confirm"]
+
+
+def test_a_redis_password_holding_at_signs_stays_off_the_503_page() -> None:
+    # Given a console whose Redis (not running) has a password with '@' in it
+    password = "qx7@zz-secret@pw9"
+    where = f"127.0.0.1:{free_port()}/0"
+    settings = Settings.from_env({"REDIS_URL": f"redis://:{password}@{where}"}, require_secret=False)
+    with TestClient(build_app(settings, Registry(), sample=False), base_url="http://127.0.0.1:8090") as web:
+        # When a page is read
+        answer = web.get("/events")
+    # Then the 503 names the server with the password masked, and no piece of the password shows
+    assert answer.status_code == 503
+    assert f"redis://:****@{where}" in answer.text
+    for piece in ("qx7", "zz-secret", "pw9"):
+        assert piece not in answer.text.replace(f"redis://:****@{where}", "")
