@@ -4,17 +4,22 @@ grow after their confirmation, odd input that must be a 400 with a reason (real 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import anyio
+import pytest
 import redis
 from starlette.testclient import TestClient
 from structlog.testing import capture_logs
 
 from processor import deadletters
-from processor.console import build_app, letter_pages
+from processor.console import build_app, letter_pages, org_pages
 from processor.console.guard import Access
 from processor.devtools.embedded_redis import free_port
 from processor.handlers import Registry
+from processor.mirror.migrate import upgrade
+from processor.mirror.schema import connections, organizations
+from processor.mirror.status import mirror_engine
 from processor.testing import Harness
 from shared.settings import Settings
 from tests.console.conftest import CONSOLE_TOKEN, ConsoleFactory
@@ -145,3 +150,46 @@ def test_a_redis_password_holding_at_signs_stays_off_the_503_page() -> None:
     assert f"redis://:****@{where}" in answer.text
     for piece in ("qx7", "zz-secret", "pw9"):
         assert piece not in answer.text.replace(f"redis://:****@{where}", "")
+
+
+def test_an_organization_search_reads_a_bounded_number_of_rows(
+    console: ConsoleFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a mirror of 150 organizations, each with an SSO connection whose domains are kept as JSON
+    url = f"sqlite:///{tmp_path}/mirror.db"
+    engine = mirror_engine(url)
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            organizations.insert(), [{"id": f"org_{i:04d}", "name": f"Acme {i}", "version": "1"} for i in range(150)]
+        )
+        conn.execute(
+            connections.insert(),
+            [
+                {
+                    "id": f"conn_{i:04d}",
+                    "organization_id": f"org_{i:04d}",
+                    "connection_type": "OktaSAML",
+                    "state": "active",
+                    "domains": [{"domain": f"acme{i}.example", "state": "verified"}],
+                    "version": "1",
+                }
+                for i in range(150)
+            ],
+        )
+    engine.dispose()
+    monkeypatch.setattr(org_pages, "SCAN_LIMIT", 60)
+    web = console(HOOKYARD_MIRROR_URL=url)
+    # When a search matches the JSON text of every row but no organization ("verified" is no domain)
+    answer = web.get("/organizations?search=verified")
+    # Then the page reads at most the bound, shows nothing, and offers to go on from where it stopped
+    assert answer.status_code == 200
+    assert 'scope="row"' not in answer.text
+    assert "after=org_0059" in answer.text
+    # When the search is JSON punctuation, then no row matches (it is no id, name or domain), and none is read
+    quote = web.get('/organizations?search="')
+    assert quote.status_code == 200
+    assert 'scope="row"' not in quote.text
+    assert "after=" not in quote.text
+    # And a domain kept in a connection's JSON is still found
+    assert "org_0123" in web.get("/organizations?search=acme123.example").text
