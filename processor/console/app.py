@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from processor.cli.context import metrics_url, redis_trouble
 from processor.console import event_pages, letter_pages, org_pages, overview_page, session_pages
@@ -58,6 +59,14 @@ async def _store_trouble(request: Request, exc: Exception) -> Response:
     return page(request, "error.html", 503, finding=finding, hint=hint)
 
 
+class _ConsoleApp(Starlette):
+    """Starlette with the security headers outermost: the 500 page, written by Starlette's outermost error
+    middleware, carries them too."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
+
+
 def allowed_hosts(console: ConsoleSettings) -> list[str]:
     """The Host header names the console answers to: loopback, the address it listens on, and the configured
     ones. Any other name is refused (400), so a page that rebinds its own DNS name to the console's address
@@ -93,10 +102,9 @@ def build_app(settings: Settings, registry: Registry, *, sample: bool = True) ->
         *session_pages.ROUTES,
         Mount("/static", StaticFiles(directory=_HERE / "static"), name="static"),
     ]
-    app = Starlette(
+    app = _ConsoleApp(
         routes=routes,
         middleware=[
-            Middleware(SecurityHeaders),
             Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings.console), www_redirect=False),
         ],
         exception_handlers={redis.RedisError: _store_trouble},

@@ -84,7 +84,7 @@ class Access:
             return False
         if self.bearer:
             return True
-        return bool(csrf_field) and hmac.compare_digest(csrf_field or "", self.csrf)
+        return bool(csrf_field) and _same(csrf_field or "", self.csrf)
 
 
 def new_session(token: bytes) -> str:
@@ -108,7 +108,7 @@ def access_of(request: Request, token: bytes | None) -> Access:
             return Access(True, True, "bearer", bearer=True)
         return Access(True, False, "anonymous")
     nonce, _, mac = request.cookies.get(COOKIE, "").partition(".")
-    if nonce and mac and hmac.compare_digest(mac, _mac(token, "session", nonce)):
+    if nonce and mac and _same(mac, _mac(token, "session", nonce)):
         return Access(True, True, f"session:{nonce[:8]}", csrf=_mac(token, "csrf", nonce))
     return Access(True, False, "anonymous")
 
@@ -126,6 +126,11 @@ def same_origin(request: Request) -> bool:
     if origin is None or origin == "null":
         return True
     return origin.split("://", 1)[-1] == request.headers.get("host", "")
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant-time equality of what a client sent (any text: compare_digest refuses non-ASCII str) and ours."""
+    return hmac.compare_digest(given.encode(errors="replace"), expected.encode())
 
 
 def _mac(token: bytes, label: str, nonce: str) -> str:

@@ -7,8 +7,12 @@ import re
 from pathlib import Path
 
 import anyio
+import orjson
 import pytest
 import redis
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from starlette.testclient import TestClient
 from structlog.testing import capture_logs
 
@@ -193,3 +197,88 @@ def test_an_organization_search_reads_a_bounded_number_of_rows(
     assert "after=" not in quote.text
     # And a domain kept in a connection's JSON is still found
     assert "org_0123" in web.get("/organizations?search=acme123.example").text
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("after=%C2%B2:a:b", "after: not a cursor"),  # '²' is a digit to str.isdigit, not to int()
+        ("after=" + "9" * 4400 + ":a:b", "after: not a cursor"),  # more digits than int() parses
+        ("since=" + "9" * 400 + "s", "since: longer than 10,000 years"),  # a float overflow
+        ("until=" + "9" * 300 + "d", "until: longer than 10,000 years"),
+    ],
+)
+def test_odd_query_values_are_a_400_with_a_reason(console: ConsoleFactory, query: str, reason: str) -> None:
+    answer = console().get(f"/events?{query}")
+    assert answer.status_code == 400
+    assert reason in answer.text
+
+
+def test_a_cookie_or_csrf_field_in_any_text_is_refused_not_a_crash(
+    console: ConsoleFactory, scenario: Scenario, redis_client: redis.Redis
+) -> None:
+    # Given a console with a token
+    web = console(HOOKYARD_CONSOLE_TOKEN=CONSOLE_TOKEN)
+    # When the session cookie is not ASCII, then the page is read as signed out
+    cookie = "hookyard_console=\u00e9\u00e9.\u00e9\u00e9".encode("latin-1")
+    odd = web.get("/dead-letters", headers=[(b"cookie", cookie)])
+    assert odd.status_code == 200
+    assert 'name="csrf"' not in odd.text
+    # When a signed-in session posts a CSRF field that is not ASCII, then the action is refused
+    web.post("/login", data={"token": CONSOLE_TOKEN})
+    refused = web.post("/dead-letters/replay", data={"csrf": "\u00e9", "all": "yes"})
+    assert refused.status_code == 403
+    assert "CSRF field" in refused.text
+    assert _dead(redis_client) == [scenario.dead]
+
+
+def test_an_event_id_with_a_slash_links_to_its_page(console: ConsoleFactory, yard: Harness) -> None:
+    # Given a dead letter whose event id holds '/', '?' and '#'
+    cli_state.REFUSED_USERS.add("user_slash")
+    odd_id = "evt/with?odd#id"
+    yard.deliver(envelope(odd_id, "dsync.user.updated", yard.clock.now_ms, {"id": "user_slash"}))
+    yard.run()
+    web = console()
+    # When the dead-letter page is read, then it links to the event's page with every odd character escaped
+    letters = web.get("/dead-letters")
+    assert letters.status_code == 200
+    href = "/events/workos/evt%2Fwith%3Fodd%23id"
+    assert f'href="{href}"' in letters.text
+    # And that link, the events list and the ?id= jump all reach the event
+    assert "user_slash" in web.get(href).text
+    assert f'href="{href}"' in web.get("/events").text
+    jump = web.get("/events", params={"id": odd_id}, follow_redirects=False)
+    assert jump.headers["location"] == href
+
+
+def test_an_event_nested_too_deep_to_indent_is_shown_without_a_crash(console: ConsoleFactory, yard: Harness) -> None:
+    # Given an event whose body nests 300 levels (orjson writes at most 254)
+    body = orjson.dumps(envelope("event_deep", "connection.activated", yard.clock.now_ms, {"x": "DEEP"}))
+    yard.deliver(body.replace(b'"DEEP"', b"[" * 300 + b'"bottom"' + b"]" * 300))
+    yard.run()
+    # When its page is read, then it says so, and still offers the exact bytes
+    answer = console().get("/events/workos/event_deep")
+    assert answer.status_code == 200
+    assert "too deeply nested to display" in answer.text
+    assert "Exact bytes received" in answer.text
+    # And with a redaction set, the exact bytes are withheld as always
+    redacted = console(HOOKYARD_CONSOLE_REDACT="data.id").get("/events/workos/event_deep")
+    assert redacted.status_code == 200
+    assert "Exact bytes received" not in redacted.text
+    assert "bottom" not in redacted.text
+
+
+def test_a_500_carries_the_security_headers(console: ConsoleFactory) -> None:
+    # Given the console's app with one page that fails unexpectedly
+    app = console().app
+
+    def broken(request: Request) -> Response:
+        raise RuntimeError("an unexpected failure")
+
+    app.router.routes.append(Route("/broken", broken))  # type: ignore[attr-defined]
+    # When it is read, then the 500 carries the same headers as every other answer
+    with TestClient(app, base_url="http://127.0.0.1:8090", raise_server_exceptions=False) as web:
+        answer = web.get("/broken")
+    assert answer.status_code == 500
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert "default-src 'none'" in answer.headers["content-security-policy"]
