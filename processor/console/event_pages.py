@@ -67,6 +67,10 @@ def _filters(request: Request, now_ms: int) -> tuple[EventFilter, int | None, in
             bounds.append(time_bound(raw).resolve(now_ms) if raw else None)
         except argparse.ArgumentTypeError as exc:
             raise _BadQuery(f"{name}: {exc}") from None
+    paths = console_of(request).settings.console.redact
+    for name, field in (("resource", "id"), ("organization", "organization_id")):
+        if _text(request, name) is not None and _hides(paths, field):
+            raise _BadQuery(f"{name}: not while HOOKYARD_CONSOLE_REDACT hides data.{field} (it would reveal it)")
     wanted = EventFilter(
         source=_text(request, "source"),
         type_glob=_text(request, "type"),
@@ -76,6 +80,18 @@ def _filters(request: Request, now_ms: int) -> tuple[EventFilter, int | None, in
         organization=_text(request, "organization"),
     )
     return wanted, bounds[0], bounds[1]
+
+
+def _hides(paths: tuple[str, ...], field: str) -> bool:
+    """Whether a redaction path hides `data.<field>` (or, for `id`, any `*_id` field of data the resource
+    filter also matches)."""
+    for path in paths:
+        head, *rest = path.split(".")
+        if head not in ("data", "*"):
+            continue
+        if not rest or rest[0] in ("*", field) or (field == "id" and rest[0].endswith("_id")):
+            return True
+    return False
 
 
 def _cursor(raw: str | None) -> tuple[int, str] | None:

@@ -282,3 +282,29 @@ def test_a_500_carries_the_security_headers(console: ConsoleFactory) -> None:
     assert answer.status_code == 500
     assert answer.headers["x-frame-options"] == "DENY"
     assert "default-src 'none'" in answer.headers["content-security-policy"]
+
+
+def test_filters_that_would_reveal_a_redacted_field_are_refused(console: ConsoleFactory, scenario: Scenario) -> None:
+    # Given a console hiding the organization and the ids of event bodies
+    web = console(HOOKYARD_CONSOLE_REDACT="data.organization_id,data.id")
+    # When the events are filtered by those values, then the console refuses: a match would tell the value
+    for name in ("organization", "resource"):
+        answer = web.get(f"/events?{name}=org_guess")
+        assert answer.status_code == 400
+        assert f"{name}: not while HOOKYARD_CONSOLE_REDACT hides" in answer.text
+    # And with other fields hidden, the filters work
+    assert console(HOOKYARD_CONSOLE_REDACT="data.first_name").get("/events?resource=user_b").status_code == 200
+
+
+def test_signing_out_from_another_origin_is_refused(console: ConsoleFactory, scenario: Scenario) -> None:
+    # Given a signed-in session
+    web = console(HOOKYARD_CONSOLE_TOKEN=CONSOLE_TOKEN)
+    web.post("/login", data={"token": CONSOLE_TOKEN})
+    # When another site posts to /logout, then it is refused and the session stays
+    cross = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+    assert web.post("/logout", headers=cross, follow_redirects=False).status_code == 403
+    assert 'name="csrf"' in web.get("/dead-letters").text
+    # When the console's own page signs out, then the cookie goes
+    own = web.post("/logout", headers={"Sec-Fetch-Site": "same-origin"}, follow_redirects=False)
+    assert own.status_code == 303
+    assert 'name="csrf"' not in web.get("/dead-letters").text
