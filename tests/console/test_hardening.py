@@ -4,6 +4,7 @@ grow after their confirmation, odd input that must be a 400 with a reason (real 
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import anyio
@@ -18,7 +19,7 @@ from structlog.testing import capture_logs
 
 from processor import deadletters
 from processor.console import build_app, letter_pages, org_pages
-from processor.console.guard import Access
+from processor.console.guard import COOKIE, SESSION_MAX_AGE_S, Access, new_session
 from processor.devtools.embedded_redis import free_port
 from processor.handlers import Registry
 from processor.mirror.migrate import upgrade
@@ -308,3 +309,15 @@ def test_signing_out_from_another_origin_is_refused(console: ConsoleFactory, sce
     own = web.post("/logout", headers={"Sec-Fetch-Site": "same-origin"}, follow_redirects=False)
     assert own.status_code == 303
     assert 'name="csrf"' not in web.get("/dead-letters").text
+
+
+def test_a_session_ends_after_its_maximum_age(console: ConsoleFactory, scenario: Scenario) -> None:
+    # Given a cookie the console signed when its holder signed in, longer ago than a session lasts
+    web = console(HOOKYARD_CONSOLE_TOKEN=CONSOLE_TOKEN)
+    issued = int(time.time()) - SESSION_MAX_AGE_S - 60
+    web.cookies.set(COOKIE, new_session(CONSOLE_TOKEN.encode(), issued_s=issued))
+    # When a page is read with it, then it counts as signed out
+    assert 'name="csrf"' not in web.get("/dead-letters").text
+    # And a cookie signed a minute ago is a session
+    web.cookies.set(COOKIE, new_session(CONSOLE_TOKEN.encode(), issued_s=int(time.time()) - 60))
+    assert 'name="csrf"' in web.get("/dead-letters").text
