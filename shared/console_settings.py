@@ -34,6 +34,8 @@ class ConsoleSettings:
     token: bytes | None = field(default=None, repr=False)
     redact: tuple[str, ...] = ()
     sample_interval_s: float = 60.0
+    #: Host names (besides loopback and `host`) the console answers to; any other Host header gets 400.
+    allowed_hosts: tuple[str, ...] = ()
 
 
 def read_console(read: SettingReader) -> ConsoleSettings:
@@ -44,10 +46,15 @@ def read_console(read: SettingReader) -> ConsoleSettings:
     for path in paths:
         if not _REDACT_PATH.match(path):
             raise ConfigError("HOOKYARD_CONSOLE_REDACT", f"{path!r} is not a dotted path such as data.emails")
+    hosts = read.csv("HOOKYARD_CONSOLE_ALLOWED_HOSTS")
+    for name in hosts:
+        if "*" in name[1:] or (name.startswith("*") and name != "*" and not name.startswith("*.")):
+            raise ConfigError("HOOKYARD_CONSOLE_ALLOWED_HOSTS", f"{name!r}: a wildcard is only `*.example.com`")
     return ConsoleSettings(
         host=read.text("HOOKYARD_CONSOLE_HOST", "127.0.0.1"),
         port=read.integer("HOOKYARD_CONSOLE_PORT", 0, maximum=65535) or None,
         token=token.encode() or None,
         redact=paths,
         sample_interval_s=read.duration("HOOKYARD_CONSOLE_SAMPLE_INTERVAL", 60.0, minimum=1.0),
+        allowed_hosts=hosts,
     )

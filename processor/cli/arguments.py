@@ -62,12 +62,19 @@ def probability(raw: str) -> float:
     return value
 
 
+#: The longest duration a verb takes: beyond it the milliseconds no longer fit what Redis and datetime hold.
+_LONGEST_S = 10_000 * 365 * 86_400.0
+
+
 def duration(raw: str) -> float:
     """Seconds, in the syntax settings use: `180`, `500ms`, `5m`, `2h`, `7d`."""
     try:
-        return parse_duration("", raw)
+        seconds = parse_duration("", raw)
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(exc.problem) from None
+    if not seconds <= _LONGEST_S:  # also catches inf and nan: "9" * 400 overflows a float
+        raise argparse.ArgumentTypeError(f"longer than 10,000 years: {raw[:40]!r}")
+    return seconds
 
 
 @dataclass(frozen=True, slots=True)

@@ -190,8 +190,7 @@ def _importable_from_cwd() -> Iterator[None]:
 
 # --- addresses ------------------------------------------------------------------------------------------------
 
-_USERINFO_PASSWORD = re.compile(r"//([^:/@]*):[^@/]*@")
-_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&]*")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
 
 
 def client_host(host: str) -> str:
@@ -213,4 +212,10 @@ def metrics_url(host: str, port: int) -> str:
 
 def without_password(url: str) -> str:
     """`url` with any password masked, so it can go into output and error messages."""
-    return _QUERY_PASSWORD.sub(r"\1****", _USERINFO_PASSWORD.sub(r"//\1:****@", url))
+    head, sep, rest = url.partition("://")
+    # The user info ends at the last '@' before any query: a password may itself hold '@' or '/'.
+    query_at = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    at = rest.rfind("@", 0, query_at)
+    if sep and at >= 0 and ":" in rest[:at]:
+        rest = rest[:at].split(":", 1)[0] + ":****" + rest[at:]
+    return _QUERY_PASSWORD.sub(r"\1****", head + sep + rest)

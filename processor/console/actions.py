@@ -16,12 +16,14 @@ from shared.logging import get_logger
 __all__ = ["audit", "authorized_form"]
 
 audit_log = get_logger("hookyard.console.audit")
+#: A purge's confirmation names every letter it listed, one field each.
+MAX_FORM_FIELDS = 100_000
 
 
 async def authorized_form(request: Request, action: str) -> tuple[FormData, Access] | Response:
     """The action's form when the request may act; otherwise the 403 to answer (and an audit line)."""
     access = access_of(request, console_of(request).settings.console.token)
-    form = await request.form()
+    form = await request.form(max_fields=MAX_FORM_FIELDS)
     csrf = form.get("csrf")
     reason = None
     if not access.actions_enabled:

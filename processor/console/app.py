@@ -11,10 +11,12 @@ from pathlib import Path
 import redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from processor.cli.context import metrics_url, redis_trouble
 from processor.console import event_pages, letter_pages, org_pages, overview_page, session_pages
@@ -23,6 +25,7 @@ from processor.console.history import Sampler
 from processor.console.rendering import page, templates
 from processor.handlers import Registry
 from processor.records import StoreTimings
+from shared.console_settings import ConsoleSettings
 from shared.logging import get_logger
 from shared.redis_clients import OPERATOR, redis_client
 from shared.settings import DEFAULT_SOURCE, Settings
@@ -56,6 +59,23 @@ async def _store_trouble(request: Request, exc: Exception) -> Response:
     return page(request, "error.html", 503, finding=finding, hint=hint)
 
 
+class _ConsoleApp(Starlette):
+    """Starlette with the security headers outermost: the 500 page, written by Starlette's outermost error
+    middleware, carries them too."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
+
+
+def allowed_hosts(console: ConsoleSettings) -> list[str]:
+    """The Host header names the console answers to: loopback, the address it listens on, and the configured
+    ones. Any other name is refused (400), so a page that rebinds its own DNS name to the console's address
+    cannot read it."""
+    bound = console.host.strip("[]")
+    listening = f"[{bound}]" if ":" in bound else bound
+    return sorted({"127.0.0.1", "localhost", "[::1]", listening, *console.allowed_hosts})
+
+
 def build_app(settings: Settings, registry: Registry, *, sample: bool = True) -> Starlette:
     """The console for `settings`; `sample=False` leaves the history sampler off (tests that record points
     themselves)."""
@@ -82,9 +102,11 @@ def build_app(settings: Settings, registry: Registry, *, sample: bool = True) ->
         *session_pages.ROUTES,
         Mount("/static", StaticFiles(directory=_HERE / "static"), name="static"),
     ]
-    app = Starlette(
+    app = _ConsoleApp(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=[
+            Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings.console), www_redirect=False),
+        ],
         exception_handlers={redis.RedisError: _store_trouble},
         lifespan=lifespan,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import anyio
 import orjson
@@ -21,7 +22,7 @@ from processor.cli.event_index import EventFilter, Follower, page
 from processor.cli.event_status import handler_statuses
 from processor.console.actions import audit, authorized_form
 from processor.console.redact import redact
-from processor.console.rendering import console_of
+from processor.console.rendering import console_of, event_href
 from processor.console.rendering import page as render
 from processor.records import ArchivedEvent
 from shared import keys
@@ -39,6 +40,8 @@ PAGE_SIZE = 50
 SCAN_LIMIT = 5_000
 #: ... and when the status filter must also read each event's state with its handlers (a round trip each).
 STATUS_SCAN_LIMIT = 500
+#: A cursor's time is milliseconds since 1970: 15 digits last past the year 30000.
+_CURSOR_DIGITS = 15
 _STATUSES = ("pending", "running", "dead", "skipped", "done")
 _STREAM_POLL_S = 1.0
 _STREAM_KEEPALIVE_S = 15.0
@@ -64,6 +67,10 @@ def _filters(request: Request, now_ms: int) -> tuple[EventFilter, int | None, in
             bounds.append(time_bound(raw).resolve(now_ms) if raw else None)
         except argparse.ArgumentTypeError as exc:
             raise _BadQuery(f"{name}: {exc}") from None
+    paths = console_of(request).settings.console.redact
+    for name, field in (("resource", "id"), ("organization", "organization_id")):
+        if _text(request, name) is not None and _hides(paths, field):
+            raise _BadQuery(f"{name}: not while HOOKYARD_CONSOLE_REDACT hides data.{field} (it would reveal it)")
     wanted = EventFilter(
         source=_text(request, "source"),
         type_glob=_text(request, "type"),
@@ -75,11 +82,23 @@ def _filters(request: Request, now_ms: int) -> tuple[EventFilter, int | None, in
     return wanted, bounds[0], bounds[1]
 
 
+def _hides(paths: tuple[str, ...], field: str) -> bool:
+    """Whether a redaction path hides `data.<field>` (or, for `id`, any `*_id` field of data the resource
+    filter also matches)."""
+    for path in paths:
+        head, *rest = path.split(".")
+        if head not in ("data", "*"):
+            continue
+        if not rest or rest[0] in ("*", field) or (field == "id" and rest[0].endswith("_id")):
+            return True
+    return False
+
+
 def _cursor(raw: str | None) -> tuple[int, str] | None:
     if raw is None:
         return None
     ms, _, member = raw.partition(":")
-    if not ms.isdigit() or ":" not in member:
+    if not (ms.isascii() and ms.isdigit() and len(ms) <= _CURSOR_DIGITS) or ":" not in member:
         raise _BadQuery("after: not a cursor this console made")
     return int(ms), member
 
@@ -92,7 +111,7 @@ async def events(request: Request) -> Response:
             found = await run_in_threadpool(event_lookup.find_event, console.client, console.sources, wanted_id)
         except HookyardError as exc:
             return render(request, "events.html", 404, rows=[], query=request.query_params, error=str(exc))
-        return RedirectResponse(request.url_for("event", source=found.source, event_id=found.event_id), 303)
+        return RedirectResponse(event_href(found.source, found.event_id), 303)
     try:
         now_ms = wall_ms()
         wanted, since, until = _filters(request, now_ms)
@@ -180,8 +199,11 @@ def _event_context(console: Console, source: str, event_id: str) -> dict[str, An
     statuses = handler_statuses(console.client, console.registry, archived, now_ms, window_ms=console.timings.window_ms)
     document = event_lookup.event_document(archived, statuses, now_ms)
     paths = console.settings.console.redact
-    envelope = redact(document["envelope"], paths)
-    pretty = orjson.dumps(envelope, option=orjson.OPT_INDENT_2).decode() if not isinstance(envelope, str) else envelope
+    try:
+        envelope = redact(document["envelope"], paths)
+    except RecursionError:  # a path into lists nested about a thousand deep
+        envelope = _TOO_DEEP
+    pretty = envelope if isinstance(envelope, str) else _pretty(envelope)
     return {
         "doc": document,
         "statuses": list(zip(statuses, document["handlers"], strict=True)),
@@ -189,6 +211,18 @@ def _event_context(console: Console, source: str, event_id: str) -> dict[str, An
         "exact": None if paths else archived.raw.decode(errors="replace"),
         "redacted": paths,
     }
+
+
+_TOO_DEEP = "(too deeply nested to display)"
+
+
+def _pretty(envelope: object) -> str:
+    try:
+        return orjson.dumps(envelope, option=orjson.OPT_INDENT_2).decode()
+    except orjson.JSONEncodeError:
+        # Nested deeper than orjson writes (254 levels): no indented view; the exact bytes stay on offer unless a
+        # redaction is set (then nothing of the body is shown).
+        return _TOO_DEEP
 
 
 async def resend(request: Request) -> Response:
@@ -201,8 +235,7 @@ async def resend(request: Request) -> Response:
     handler = form.get("handler")
     outcome = await run_in_threadpool(_resend, console, source, event_id, handler if isinstance(handler, str) else "")
     audit(access, "resend", outcome, event_id=event_id, source=source, handler=handler)
-    target = request.url_for("event", source=source, event_id=event_id).include_query_params(notice=outcome)
-    return RedirectResponse(target, 303)
+    return RedirectResponse(f"{event_href(source, event_id)}?{urlencode({'notice': outcome})}", 303)
 
 
 def _resend(console: Console, source: str, event_id: str, handler: str) -> str:
@@ -224,6 +257,7 @@ def _resend(console: Console, source: str, event_id: str, handler: str) -> str:
 ROUTES = [
     Route("/events", events, name="events"),
     Route("/events/stream", stream, name="events_stream"),
-    Route("/events/{source}/{event_id}", event, name="event"),
-    Route("/events/{source}/{event_id}/resend", resend, methods=["POST"], name="resend"),
+    # `path`: an event id may hold '/' (links escape it, and the server hands the path over unescaped).
+    Route("/events/{source}/{event_id:path}", event, name="event"),
+    Route("/events/{source}/{event_id:path}/resend", resend, methods=["POST"], name="resend"),
 ]

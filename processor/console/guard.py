@@ -6,7 +6,8 @@ resend — needs `HOOKYARD_CONSOLE_TOKEN`, compared in constant time, given eith
 - as `Authorization: Bearer <token>` (scripts: a browser never adds that header by itself, so no CSRF), or
 - once, on the sign-in form: the console then sets a session cookie (`HttpOnly`, `SameSite=Strict`) holding a
   random nonce and its HMAC under the token, and every action form carries a CSRF field, the HMAC of the same
-  nonce under another label. A forged cross-site form has neither the cookie (SameSite) nor the field.
+  nonce under another label. A forged cross-site form has neither the cookie (SameSite) nor the field. The nonce
+  ends with the time it was issued (under the MAC): a session ends SESSION_MAX_AGE_S after signing in.
 
 Without a token the console is read-only: every action is refused. Nothing here keeps state: a restart with the
 same token keeps sessions valid, a new token ends them all.
@@ -17,14 +18,26 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["COOKIE", "Access", "SecurityHeaders", "access_of", "new_session", "same_origin", "token_matches"]
+__all__ = [
+    "COOKIE",
+    "SESSION_MAX_AGE_S",
+    "Access",
+    "SecurityHeaders",
+    "access_of",
+    "new_session",
+    "same_origin",
+    "token_matches",
+]
 
 COOKIE = "hookyard_console"
+#: A session ends this long after signing in, whatever the browser keeps.
+SESSION_MAX_AGE_S = 12 * 3600
 
 #: No inline script or style anywhere: every asset is a file under /static.
 _CSP = (
@@ -84,13 +97,22 @@ class Access:
             return False
         if self.bearer:
             return True
-        return bool(csrf_field) and hmac.compare_digest(csrf_field or "", self.csrf)
+        return bool(csrf_field) and _same(csrf_field or "", self.csrf)
 
 
-def new_session(token: bytes) -> str:
-    """A session cookie value for someone who just gave the token."""
-    nonce = secrets.token_urlsafe(18)
+def new_session(token: bytes, issued_s: int | None = None) -> str:
+    """A session cookie value for someone who just gave the token (now, unless `issued_s` says when)."""
+    issued = int(time.time()) if issued_s is None else issued_s
+    nonce = f"{secrets.token_urlsafe(18)}-{issued}"
     return f"{nonce}.{_mac(token, 'session', nonce)}"
+
+
+def _fresh(nonce: str) -> bool:
+    """Whether the session the nonce names was issued within SESSION_MAX_AGE_S (the MAC covers the time)."""
+    issued = nonce.rpartition("-")[2]
+    if not (issued.isascii() and issued.isdigit() and len(issued) <= 12):
+        return False
+    return 0 <= time.time() - int(issued) <= SESSION_MAX_AGE_S
 
 
 def token_matches(token: bytes, given: str) -> bool:
@@ -108,7 +130,7 @@ def access_of(request: Request, token: bytes | None) -> Access:
             return Access(True, True, "bearer", bearer=True)
         return Access(True, False, "anonymous")
     nonce, _, mac = request.cookies.get(COOKIE, "").partition(".")
-    if nonce and mac and hmac.compare_digest(mac, _mac(token, "session", nonce)):
+    if nonce and mac and _same(mac, _mac(token, "session", nonce)) and _fresh(nonce):
         return Access(True, True, f"session:{nonce[:8]}", csrf=_mac(token, "csrf", nonce))
     return Access(True, False, "anonymous")
 
@@ -126,6 +148,11 @@ def same_origin(request: Request) -> bool:
     if origin is None or origin == "null":
         return True
     return origin.split("://", 1)[-1] == request.headers.get("host", "")
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant-time equality of what a client sent (any text: compare_digest refuses non-ASCII str) and ours."""
+    return hmac.compare_digest(given.encode(errors="replace"), expected.encode())
 
 
 def _mac(token: bytes, label: str, nonce: str) -> str:

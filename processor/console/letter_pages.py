@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,9 @@ __all__ = ["ROUTES"]
 #: Letters one page reads and groups, the newest first: a page over a large dead-letter set stays cheap (the total
 #: comes from the shards' counts; actions on a group or on all letters still select from every letter).
 PAGE_LETTERS = 200
+
+
+Counts = dict[str, int]
 
 
 @dataclass(slots=True)
@@ -120,10 +124,9 @@ async def replay(request: Request) -> Response:
     console, access, kind, chosen, what = act.console, act.access, act.kind, act.chosen, act.what
     if "text/event-stream" in request.headers.get("accept", ""):
         return StreamingResponse(_progress(console, access, kind, chosen, what), media_type="text/event-stream")
-    counts: dict[str, int] = defaultdict(int)
-    async for _letter, result in iterate_in_threadpool(_replayed(console, chosen)):
-        counts[result] += 1
-    audit(access, "replay", "ok", kind=kind, selected=len(chosen), **counts, **what)
+    with _audited_replay(access, kind, chosen, what) as counts:
+        async for _letter, result in iterate_in_threadpool(_replayed(console, chosen)):
+            counts[result] += 1
     notice = f"replayed {counts['replayed']} of {len(chosen)}"
     return RedirectResponse(request.url_for("letters").include_query_params(kind=kind, notice=notice), 303)
 
@@ -136,16 +139,34 @@ def _replayed(console: Console, chosen: list[Letter]) -> Iterator[tuple[Letter, 
 async def _progress(
     console: Console, access: Access, kind: Kind, chosen: list[Letter], what: dict[str, object]
 ) -> AsyncIterator[str]:
-    counts: dict[str, int] = defaultdict(int)
-    done = 0
-    async for letter, result in iterate_in_threadpool(_replayed(console, chosen)):
-        done += 1
-        counts[result] += 1
-        report = {"done": done, "total": len(chosen), "event_id": letter.event_id, "result": result}
-        yield f"event: progress\ndata: {orjson.dumps(report).decode()}\n\n"
-    audit(access, "replay", "ok", kind=kind, selected=len(chosen), **counts, **what)
+    with _audited_replay(access, kind, chosen, what) as counts:
+        done = 0
+        async for letter, result in iterate_in_threadpool(_replayed(console, chosen)):
+            done += 1
+            counts[result] += 1
+            report = {"done": done, "total": len(chosen), "event_id": letter.event_id, "result": result}
+            yield f"event: progress\ndata: {orjson.dumps(report).decode()}\n\n"
     summary = {"total": len(chosen), **counts}
     yield f"event: done\ndata: {orjson.dumps(summary).decode()}\n\n"
+
+
+@contextmanager
+def _audited_replay(access: Access, kind: Kind, chosen: list[Letter], what: dict[str, object]) -> Iterator[Counts]:
+    """An audit line with the selection before replaying, and one with the counts however it ends: `ok`,
+    `interrupted` (the client left a streamed replay: cancelled or closed mid-way) or `error`."""
+    audit(access, "replay", "started", kind=kind, selected=len(chosen), **what)
+    counts: Counts = defaultdict(int)
+    outcome = "ok"
+    try:
+        yield counts
+    except Exception:
+        outcome = "error"
+        raise
+    except BaseException:
+        outcome = "interrupted"
+        raise
+    finally:
+        audit(access, "replay", outcome, kind=kind, selected=len(chosen), **counts, **what)
 
 
 async def purge(request: Request) -> Response:
@@ -154,9 +175,9 @@ async def purge(request: Request) -> Response:
         return act
     console, form, access, kind, chosen, what = act.console, act.form, act.access, act.kind, act.chosen, act.what
     if form.get("confirm") != "yes":
-        # Deleting is forever: show what would go, and ask.
-        fields = [(name, str(value)) for name, value in form.multi_items() if name != "csrf"]
-        return page(request, "confirm_purge.html", kind=kind, chosen=chosen, fields=fields)
+        # Deleting is forever: show what would go, and ask. The confirmation names those letters one by one,
+        # so a letter set aside after this page (in the same group, or at all) is not purged with them.
+        return page(request, "confirm_purge.html", kind=kind, chosen=chosen)
     purged = await run_in_threadpool(deadletters.purge, console.client, chosen)
     audit(access, "purge", "ok", kind=kind, selected=len(chosen), purged=purged, **what)
     notice = f"purged {purged} of {len(chosen)}"

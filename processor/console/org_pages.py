@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from processor.console.rendering import console_of, page
-from processor.mirror.status import mirror_engine, organization_status, organization_statuses
+from processor.mirror.status import mirror_engine, organization_page, organization_status
 
 if TYPE_CHECKING:
     from processor.console.app import Console
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 __all__ = ["ROUTES"]
 
 PAGE_SIZE = 50
+#: Organizations one page reads at most while searching: a search few match answers with a "More" link that
+#: goes on from there, instead of reading the whole mirror in one request.
+SCAN_LIMIT = 2_000
 
 
 @functools.cache
@@ -37,11 +40,14 @@ async def organizations(request: Request) -> Response:
     search = request.query_params.get("search", "").strip() or None
     after = request.query_params.get("after", "").strip() or None
     try:
-        rows = await run_in_threadpool(organization_statuses, _engine(url), limit=PAGE_SIZE, after=after, search=search)
+        rows, next_after = await run_in_threadpool(
+            functools.partial(
+                organization_page, _engine(url), limit=PAGE_SIZE, after=after, search=search, scan_limit=SCAN_LIMIT
+            )
+        )
     except sqlalchemy.exc.SQLAlchemyError as exc:
         problem = f"the mirror database did not answer: {type(exc).__name__}"
         return page(request, "organizations.html", 503, enabled=True, rows=[], search=search or "", error=problem)
-    next_after = rows[-1].organization_id if len(rows) == PAGE_SIZE else None
     return page(
         request, "organizations.html", enabled=True, rows=rows, search=search or "", next_after=next_after, error=None
     )

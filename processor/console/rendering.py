@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -26,7 +27,14 @@ def templates() -> Jinja2Templates:
     found.env.filters["age"] = lambda seconds: age(seconds) or "-"
     found.env.filters["at"] = _at
     found.env.filters["ago"] = lambda ms: (age((wall_ms() - ms) / 1000) or "-") if ms else "-"
+    found.env.globals["event_href"] = event_href
     return found
+
+
+def event_href(source: str, event_id: str, then: str = "") -> str:
+    """The path of an event's page (`then`: of one of its actions). Every character of an id that means
+    something in a path or URL (`/`, `?`, `#`, `%`) is escaped; the route takes the rest of the path as the id."""
+    return f"/events/{quote(source, safe='')}/{quote(event_id, safe='')}{then}"
 
 
 def _at(when: datetime | None) -> str:

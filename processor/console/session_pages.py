@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from processor.console.actions import audit
-from processor.console.guard import COOKIE, Access, new_session, same_origin, token_matches
+from processor.console.guard import COOKIE, SESSION_MAX_AGE_S, Access, new_session, same_origin, token_matches
 from processor.console.rendering import console_of, page
 
 __all__ = ["ROUTES"]
@@ -34,11 +34,15 @@ async def sign_in(request: Request) -> Response:
     audit(Access(True, True, f"session:{cookie[:8]}"), "sign_in", "ok")
     response = RedirectResponse("/", status_code=303)
     secure = request.url.scheme == "https"
-    response.set_cookie(COOKIE, cookie, httponly=True, samesite="strict", secure=secure, path="/")
+    response.set_cookie(
+        COOKIE, cookie, max_age=SESSION_MAX_AGE_S, httponly=True, samesite="strict", secure=secure, path="/"
+    )
     return response
 
 
 async def sign_out(request: Request) -> Response:
+    if not same_origin(request):
+        return PlainTextResponse("refused: the request came from another origin\n", status_code=403)
     response = RedirectResponse("/", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response

@@ -4,6 +4,7 @@ customer finish Admin Portal setup?"."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +21,7 @@ from processor.mirror.schema import (
     organizations,
 )
 
-__all__ = ["OrganizationStatus", "mirror_engine", "organization_status", "organization_statuses"]
+__all__ = ["OrganizationStatus", "mirror_engine", "organization_page", "organization_status", "organization_statuses"]
 
 # Which of several connections or directories an organization's status shows: the best state, then the newest.
 _STATE_RANK = {"active": 3, "validating": 2, "inactive": 1}
@@ -63,28 +64,46 @@ def organization_statuses(
 ) -> list[OrganizationStatus]:
     """Ordered by organization_id; `after` is a cursor (the last organization_id of the previous page);
     `search` matches organization id, name or a domain (case-insensitive substring)."""
+    return organization_page(engine, limit=limit, after=after, search=search)[0]
+
+
+def organization_page(
+    engine: sqlalchemy.Engine,
+    *,
+    limit: int = 50,
+    after: str | None = None,
+    search: str | None = None,
+    scan_limit: int | None = None,
+) -> tuple[list[OrganizationStatus], str | None]:
+    """`organization_statuses`, reading at most `scan_limit` organizations the SQL filter let through (None: no
+    bound); also the cursor to go on from (None: nothing further)."""
     if limit <= 0:
-        return []
+        return [], None
     needle = search.strip().lower() if search else ""
     found: list[OrganizationStatus] = []
     cursor = after
+    scanned = 0
     with engine.connect() as conn:
         while len(found) < limit:
             # The SQL filter may match too much (domains kept as JSON are searched as text); the exact check
-            # is on the built status, so pages are read until `limit` statuses pass it.
-            query = sqlalchemy.select(organizations.c.id).order_by(organizations.c.id).limit(limit)
+            # is on the built status, so pages are read until `limit` statuses pass it or the scan bound.
+            batch = limit if scan_limit is None else min(limit, scan_limit - scanned)
+            if batch <= 0:
+                return found, cursor
+            query = sqlalchemy.select(organizations.c.id).order_by(organizations.c.id).limit(batch)
             if cursor is not None:
                 query = query.where(organizations.c.id > cursor)
             if needle:
                 query = query.where(_search_clause(needle))
             ids = list(conn.scalars(query))
             if not ids:
-                break
+                return found, None
+            scanned += len(ids)
             for status in _statuses(conn, ids):
                 if not needle or _matches(status, needle):
                     found.append(status)
             cursor = ids[-1]
-    return found[:limit]
+    return found[:limit], found[limit - 1].organization_id
 
 
 def organization_status(engine: sqlalchemy.Engine, organization_id: str) -> OrganizationStatus | None:
@@ -113,9 +132,13 @@ def _search_clause(needle: str) -> sqlalchemy.ColumnElement[bool]:
             organization_domains.c.deleted_at.is_(None),
             organization_domains.c.domain.ilike(pattern, escape="\\"),
         ),
-        json_text(connections),
-        json_text(directories),
+        # A domain name holds letters, digits, dots and dashes only: JSON punctuation in the needle would match
+        # the JSON text of every row and no domain, so then the JSON columns are not searched at all.
+        *((json_text(connections), json_text(directories)) if _DOMAIN_TEXT.fullmatch(needle) else ()),
     )
+
+
+_DOMAIN_TEXT = re.compile(r"[a-z0-9.\-]+")
 
 
 def _escape(text: str) -> str:

@@ -83,6 +83,7 @@ def test_an_action_needs_the_token(console: ConsoleFactory, scenario: Scenario, 
         ("replay", "refused", "anonymous"),
         ("replay", "refused", "anonymous"),
         ("sign_in", "refused", "anonymous"),
+        ("replay", "started", "bearer"),
         ("replay", "ok", "bearer"),
     ]
     assert audit[-1]["replayed"] == 1
@@ -217,7 +218,7 @@ def test_a_redis_that_does_not_answer_is_a_503_that_says_so() -> None:
     # Given a console whose Redis is not running
     url = f"redis://127.0.0.1:{free_port()}/0"
     app = build_app(Settings.from_env({"REDIS_URL": url}, require_secret=False), Registry(), sample=False)
-    with TestClient(app) as web:
+    with TestClient(app, base_url="http://127.0.0.1:8090") as web:
         # When a page is read, then it answers 503 naming the server and what to check, with the usual headers
         answer = web.get("/events")
     assert answer.status_code == 503
